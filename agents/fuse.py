@@ -1,0 +1,90 @@
+"""fuse: join each Plan with its Predictions, fuse, post-process; one Result per message.
+
+sf.plans + sf.predictions (co-partitioned by message id) -> sf.results
+A record's offset is committed only once the result it feeds is published, so a crashed
+worker's replacement rebuilds the pending joins from the topics.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiokafka import TopicPartition
+from pydantic import ValidationError
+
+from agents.join import Done, Joiner
+from agents.results import build_result
+from agents.validate import Where, dead_letter
+from streams.app import Outgoing, StreamApp
+from streams.codec import dumps, key_bytes, loads
+from streams.offsets import OffsetTracker
+from streams.records import Plan, Prediction
+
+log = logging.getLogger(__name__)
+GROUP = "fuse"
+
+
+def emit(done: list[Done], app: StreamApp, now_ms: int) -> list[Outgoing]:
+    """Results for finished joins (duplicates produce nothing)."""
+    out = []
+    for d in done:
+        if d.duplicate or d.plan is None:
+            continue
+        result = build_result(
+            d.plan, d.predictions, now_ms, partial=d.partial,
+            uncertain_below=app.settings.uncertain_below,
+        )
+        out.append(Outgoing(app.topics.results, dumps(result), key_bytes(result.id)))
+    return out
+
+
+async def run(app: StreamApp) -> None:
+    """The fuse loop."""
+    s = app.settings
+    joiner = Joiner(s.dedupe_capacity)
+    tracker = OffsetTracker()
+    consumer = None
+
+    async def on_revoked(revoked: set[TopicPartition]) -> None:
+        if consumer is not None:
+            await app.commit(consumer, tracker.to_commit())
+        joiner.drop_partitions({tp.partition for tp in revoked})
+        for tp in revoked:
+            tracker.forget(tp.topic, tp.partition)
+
+    consumer = await app.consumer(
+        [app.topics.plans, app.topics.predictions],
+        group=f"{s.topic_prefix}{GROUP}",
+        on_revoked=on_revoked,
+        co_partitioned=True,
+    )
+    last_commit = 0.0
+    async for batch in app.batches(consumer, s.batch_max * 4, s.batch_wait_ms * 5):
+        now_ms = int(time.time() * 1000)
+        dlq: list[Outgoing] = []
+        for rec in batch:
+            where = (rec.topic, rec.partition, rec.offset)
+            tracker.see(*where, hold=True)
+            try:
+                if rec.topic == app.topics.plans:
+                    joiner.add_plan(loads(rec.value, Plan), where, now_ms)
+                else:
+                    joiner.add_prediction(loads(rec.value, Prediction), where, now_ms)
+            except (ValidationError, ValueError) as exc:
+                tracker.release(*where)
+                dl = dead_letter(rec.value, "bad_internal_record", f"undecodable: {exc}", "fuse",
+                                 Where(*where))
+                dlq.append(Outgoing(app.topics.dlq, dumps(dl)))
+        done = joiner.collect(now_ms)
+        out = dlq + emit(done, app, now_ms)
+        if out:
+            await app.publish(out)
+        for d in done:
+            for where in d.offsets:
+                tracker.release(*where)
+        if time.monotonic() - last_commit > 0.5 or len(batch) >= s.batch_max:
+            commits = tracker.to_commit()
+            if await app.commit(consumer, commits):
+                tracker.mark_committed(commits)
+            last_commit = time.monotonic()

@@ -1,0 +1,91 @@
+"""The fuse join: Plans meet their Predictions; complete, expire, dedupe (pure state)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from streams.records import Plan, Prediction
+
+Offset = tuple[str, int, int]  # topic, partition, offset
+
+
+@dataclass(slots=True)
+class Pending:
+    plan: Plan | None = None
+    predictions: dict[tuple[str, str], Prediction] = field(default_factory=dict)
+    offsets: list[Offset] = field(default_factory=list)
+    first_seen_ms: int = 0
+
+    def complete(self) -> bool:
+        return self.plan is not None and self.plan.expected() <= set(self.predictions)
+
+
+@dataclass(slots=True)
+class Done:
+    """A join that is finished: emit a result (unless duplicate) and release its offsets."""
+
+    message_id: str
+    plan: Plan | None
+    predictions: dict[tuple[str, str], Prediction]
+    offsets: list[Offset]
+    partial: bool
+    duplicate: bool = False
+
+
+class Joiner:
+    """Pending joins keyed by message id, plus a bounded memory of finished ids."""
+
+    def __init__(self, dedupe_capacity: int = 200_000, orphan_ttl_ms: int = 120_000) -> None:
+        self.pending: dict[str, Pending] = {}
+        self.done_ids: OrderedDict[str, None] = OrderedDict()
+        self.capacity = dedupe_capacity
+        self.orphan_ttl_ms = orphan_ttl_ms
+
+    def add_plan(self, plan: Plan, where: Offset, now_ms: int) -> None:
+        entry = self.pending.setdefault(plan.message_id, Pending(first_seen_ms=now_ms))
+        if entry.plan is None:
+            entry.plan = plan
+        entry.offsets.append(where)
+
+    def add_prediction(self, pred: Prediction, where: Offset, now_ms: int) -> None:
+        entry = self.pending.setdefault(pred.message_id, Pending(first_seen_ms=now_ms))
+        entry.predictions.setdefault((pred.task, pred.model_id), pred)
+        entry.offsets.append(where)
+
+    def is_done(self, message_id: str) -> bool:
+        return message_id in self.done_ids
+
+    def collect(self, now_ms: int) -> list[Done]:
+        """Joins that completed, passed their deadline, or are orphaned duplicates."""
+        out: list[Done] = []
+        for mid in list(self.pending):
+            entry = self.pending[mid]
+            if mid in self.done_ids:
+                # Redelivered plan or late prediction of a finished message: drop it.
+                out.append(Done(mid, entry.plan, entry.predictions, entry.offsets, False, True))
+            elif entry.complete():
+                out.append(Done(mid, entry.plan, entry.predictions, entry.offsets, False))
+            elif entry.plan is not None and now_ms >= entry.plan.deadline_ms:
+                out.append(Done(mid, entry.plan, entry.predictions, entry.offsets, True))
+            elif entry.plan is None and now_ms - entry.first_seen_ms > self.orphan_ttl_ms:
+                # Predictions whose plan never came (its message was already finished by
+                # another worker before a rebalance): nothing to emit.
+                out.append(Done(mid, None, entry.predictions, entry.offsets, False, True))
+            else:
+                continue
+            del self.pending[mid]
+            if not out[-1].duplicate:
+                self._remember(mid)
+        return out
+
+    def _remember(self, message_id: str) -> None:
+        self.done_ids[message_id] = None
+        if len(self.done_ids) > self.capacity:
+            self.done_ids.popitem(last=False)
+
+    def drop_partitions(self, partitions: set[int]) -> None:
+        """Forget pending joins whose records came from revoked partitions."""
+        for mid in list(self.pending):
+            if any(p in partitions for _, p, _ in self.pending[mid].offsets):
+                del self.pending[mid]

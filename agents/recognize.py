@@ -1,0 +1,94 @@
+"""recognize: validate, clean, identify tasks, divide into subtasks, allocate models.
+
+sf.in -> sf.plans (Plan, keyed by message id) + sf.model.<id> (Subtasks) + sf.dlq
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from agents.loads import LoadView, follow_loads
+from agents.planning import Planner, UnknownTask, check_tasks, derive_id
+from agents.validate import Where, dead_letter, parse_input
+from models.adapters import build_adapter
+from models.registry import Registry
+from models.scoring import Load
+from streams.app import Outgoing, StreamApp
+from streams.codec import dumps, key_bytes
+from streams.records import DeadLetter, InputMessage
+from streams.topics import Topics
+
+log = logging.getLogger(__name__)
+GROUP = "recognize"
+
+
+@dataclass(slots=True, frozen=True)
+class Raw:
+    """One input record as consumed."""
+
+    value: bytes | None
+    topic: str
+    partition: int
+    offset: int
+
+
+def route(
+    planner: Planner, topics: Topics, raws: Sequence[Raw], loads: dict[str, Load], now_ms: int
+) -> list[Outgoing]:
+    """Raw input records -> everything to publish for them (plans, subtasks, dead letters)."""
+    max_record, max_text = planner.settings.max_record_bytes, planner.settings.max_text_bytes
+    out: list[Outgoing] = []
+    valid: list[tuple[InputMessage, str]] = []
+    for raw in raws:
+        where = Where(raw.topic, raw.partition, raw.offset)
+        parsed = parse_input(raw.value, max_record_bytes=max_record, max_text_bytes=max_text, where=where)
+        if isinstance(parsed, InputMessage):
+            try:
+                check_tasks(parsed.tasks)
+            except UnknownTask as exc:
+                parsed = dead_letter(raw.value, "unknown_task", str(exc), "recognize", where, parsed.id)
+        if isinstance(parsed, DeadLetter):
+            out.append(Outgoing(topics.dlq, dumps(parsed), key_bytes(parsed.message_id)))
+            continue
+        valid.append((parsed, parsed.id or derive_id(raw.topic, raw.partition, raw.offset)))
+    for planned in planner.plan_batch(valid, loads, now_ms):
+        key = key_bytes(planned.plan.message_id)
+        out.append(Outgoing(topics.plans, dumps(planned.plan), key))
+        out.extend(
+            Outgoing(topics.model(st.model_id), dumps(st), key) for st in planned.subtasks
+        )
+    return out
+
+
+def build_planner(registry: Registry, settings) -> Planner:
+    """The planner with the domain classifier loaded (if the catalog has one)."""
+    domain_specs = registry.for_task("domain")
+    domain_model = build_adapter(max(domain_specs, key=lambda s: s.quality)) if domain_specs else None
+    return Planner(registry, settings, domain_model)
+
+
+async def run(app: StreamApp, registry: Registry) -> None:
+    """The recognize loop: batch in, plans and subtasks out, commit after produce."""
+    planner = build_planner(registry, app.settings)
+    view = LoadView()
+    follower = asyncio.create_task(follow_loads(app, view))
+    consumer = await app.consumer([app.topics.input], group=f"{app.settings.topic_prefix}{GROUP}")
+    s = app.settings
+    try:
+        async for batch in app.batches(consumer, s.batch_max, s.batch_wait_ms):
+            if not batch:
+                continue
+            raws = [Raw(r.value, r.topic, r.partition, r.offset) for r in batch]
+            now_ms = int(time.time() * 1000)
+            out = await asyncio.to_thread(route, planner, app.topics, raws, view.snapshot(now_ms), now_ms)
+            await app.publish(out)
+            await app.commit_batch(consumer, batch)
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await follower

@@ -1,0 +1,127 @@
+"""Plan + Predictions -> Result: fusion per task, then post-processing (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from models.fusion import Span, Vote, fuse_labels, span_vote
+from streams.records import EntityOut, ModelVote, Plan, Prediction, Result, TaskPlan, TaskResult
+
+SENTIMENT_TASKS = ("fin_sentiment", "sentiment")
+
+
+def build_result(
+    plan: Plan,
+    predictions: Mapping[tuple[str, str], Prediction],
+    now_ms: int,
+    *,
+    partial: bool,
+    uncertain_below: float,
+) -> Result:
+    """Fuse every task of the plan from the predictions that arrived."""
+    outputs: dict[str, TaskResult] = {}
+    missing_all: list[str] = []
+    model_ms = 0.0
+    queue_ms = 0.0
+    for tp in plan.tasks:
+        got = {m: predictions.get((tp.task, m)) for m in tp.models}
+        missing = [m for m, p in got.items() if p is None]
+        missing_all.extend(f"{tp.task}:{m}" for m in missing)
+        arrived = [p for p in got.values() if p is not None]
+        for p in arrived:
+            model_ms = max(model_ms, p.model_ms)
+            queue_ms = max(queue_ms, p.queue_ms)
+        outputs[tp.task] = fuse_task(tp, arrived, missing, uncertain_below)
+    _attribute_sentiment(outputs)
+    recognized = plan.stage_ts.get("recognized", now_ms)
+    stage_ts = {**plan.stage_ts, "fused": now_ms}
+    return Result(
+        id=plan.message_id,
+        text=plan.text,
+        source=plan.source,
+        key=plan.key,
+        ts=plan.ts,
+        meta=plan.meta,
+        lang=plan.lang,
+        domain=plan.domain,
+        task_source=plan.task_source,
+        outputs=outputs,
+        unserved=plan.unserved,
+        partial=partial,
+        missing=missing_all,
+        latency_ms={
+            "queue": round(queue_ms, 3),
+            "model": round(model_ms, 3),
+            "recognize_to_fuse": float(now_ms - recognized),
+        },
+        stage_ts=stage_ts,
+    )
+
+
+def fuse_task(
+    tp: TaskPlan, arrived: list[Prediction], missing: list[str], uncertain_below: float
+) -> TaskResult:
+    """Fuse one task's predictions according to the plan's strategy."""
+    ok = [p for p in arrived if p.error is None]
+    votes_out = [
+        ModelVote(
+            model_id=p.model_id, weight=tp.weights.get(p.model_id, 0.0), label=p.label,
+            score=p.score, error=p.error,
+        )
+        for p in arrived
+    ]
+    if tp.strategy == "span_vote":
+        spans = [
+            Span(p.model_id, tp.weights.get(p.model_id, 1.0), e.start, e.end, e.type, e.text,
+                 e.score, e.key)
+            for p in ok
+            for e in (p.entities or [])
+        ]
+        fused = span_vote(spans, n_models=max(len(ok), 1))
+        entities = _dedupe_entities(
+            [EntityOut(text=s.text, type=s.type, start=s.start, end=s.end, score=s.score,
+                       key=s.key, votes=int(s.extra.get("votes", 1))) for s in fused]
+        )
+        return TaskResult(
+            entities=entities, strategy="span_vote", models=votes_out, missing=missing,
+            allocation=tp, agreement=None,
+        )
+    votes = [Vote(p.model_id, tp.weights.get(p.model_id, 1.0), p.label, p.score, p.probs) for p in ok]
+    fused = fuse_labels(tp.strategy, votes, uncertain_below)
+    return TaskResult(
+        label=fused.label,
+        score=fused.score,
+        probs=fused.probs,
+        strategy=tp.strategy,
+        models=votes_out,
+        agreement=fused.agreement,
+        uncertain=fused.uncertain,
+        missing=missing,
+        allocation=tp,
+    )
+
+
+def _dedupe_entities(entities: list[EntityOut]) -> list[EntityOut]:
+    """One entry per normalised entity key (ticker or lower-cased name), first mention kept."""
+    seen: set[str] = set()
+    out = []
+    for e in entities:
+        k = (e.key or e.text).strip().lower()
+        if k in seen:
+            continue
+        seen.add(k)
+        out.append(e)
+    return out
+
+
+def _attribute_sentiment(outputs: dict[str, TaskResult]) -> None:
+    """Attribute the message's sentiment to its entities (one-sentence messages: all of them)."""
+    ents = outputs.get("entities")
+    if ents is None or not ents.entities:
+        return
+    for task in SENTIMENT_TASKS:
+        res = outputs.get(task)
+        if res is not None and res.label is not None and not res.uncertain:
+            for e in ents.entities:
+                e.sentiment = res.label
+            return

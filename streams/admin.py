@@ -1,0 +1,52 @@
+"""Topic administration: every topic is created up front with its partition count."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from streams.settings import Settings
+from streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+def all_topics(topics: Topics, model_ids: Iterable[str]) -> list[str]:
+    """The core topics plus one subtask topic per model."""
+    return topics.core() + [topics.model(m) for m in sorted(set(model_ids))]
+
+
+async def ensure_topics(settings: Settings, names: Iterable[str]) -> list[str]:
+    """Create the missing topics; returns the names that were created."""
+    admin = AIOKafkaAdminClient(**settings.client_kwargs(), request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [n for n in dict.fromkeys(names) if n not in existing]
+        if not missing:
+            return []
+        try:
+            await admin.create_topics(
+                [NewTopic(n, settings.partitions, settings.replication) for n in missing]
+            )
+        except TopicAlreadyExistsError:
+            pass  # another worker won the race
+        await _wait_visible(admin, missing)
+        log.info("created topics: %s", ", ".join(missing))
+        return missing
+    finally:
+        await admin.close()
+
+
+async def _wait_visible(admin: AIOKafkaAdminClient, names: list[str], timeout: float = 30) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if set(names) <= set(await admin.list_topics()):
+            return
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"topics not visible after {timeout}s: {names}")

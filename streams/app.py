@@ -1,0 +1,217 @@
+"""The stream application: one producer, consumer groups, micro-batches and
+commit-after-produce.
+
+Stages are written against this module, not against Kafka clients directly:
+
+    async for batch in app.batches(consumer, max_records=64, wait_ms=20):
+        out = pure_function(batch)            # no I/O
+        await app.publish(out)                # waits for every delivery
+        await app.commit_batch(consumer, batch)
+
+Offsets are committed only after everything produced from them has been acknowledged
+(acks=all, idempotent producer), so a crash at any point redelivers rather than loses.
+Faust is not used for these loops: see docs/faust-trial.md for the measurement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+
+from streams.settings import Settings, get_settings
+from streams.topics import Topics, get_topics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True, frozen=True)
+class Outgoing:
+    """One record to publish."""
+
+    topic: str
+    value: bytes
+    key: bytes | None = None
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(
+        self,
+        on_revoked: Callable[[set[TopicPartition]], object] | None,
+        on_assigned: Callable[[set[TopicPartition]], object] | None,
+    ) -> None:
+        self._on_revoked = on_revoked
+        self._on_assigned = on_assigned
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        if self._on_revoked is not None:
+            result = self._on_revoked(set(revoked))
+            if asyncio.iscoroutine(result):
+                await result
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        if self._on_assigned is not None:
+            result = self._on_assigned(set(assigned))
+            if asyncio.iscoroutine(result):
+                await result
+
+
+class StreamApp:
+    """Shared Kafka plumbing for the stages of one worker process."""
+
+    def __init__(self, settings: Settings | None = None, worker: str | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.topics: Topics = get_topics(self.settings)
+        self.worker = worker or f"{socket.gethostname()}-{os.getpid()}"
+        self.stopping = asyncio.Event()
+        self._producer: AIOKafkaProducer | None = None
+        self._consumers: list[AIOKafkaConsumer] = []
+
+    # --- lifecycle ------------------------------------------------------------------
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            **self.settings.client_kwargs(),
+            client_id=f"streamfuse-{self.worker}",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=self.settings.linger_ms,
+            max_batch_size=256 * 1024,
+            request_timeout_ms=30_000,
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        for consumer in self._consumers:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+        self._consumers.clear()
+        if self._producer is not None:
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
+            self._producer = None
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("StreamApp.start() was not awaited")
+        return self._producer
+
+    # --- consuming --------------------------------------------------------------------
+    async def consumer(
+        self,
+        topics: Sequence[str],
+        group: str | None,
+        *,
+        on_revoked: Callable[[set[TopicPartition]], object] | None = None,
+        on_assigned: Callable[[set[TopicPartition]], object] | None = None,
+        auto_offset_reset: str = "earliest",
+        max_poll_records: int | None = None,
+        co_partitioned: bool = False,
+    ) -> AIOKafkaConsumer:
+        """A started consumer in ``group`` (commits are manual), subscribed to ``topics``.
+
+        ``co_partitioned`` uses range assignment, which gives partition p of every topic to
+        the same member: the join in fuse depends on it (round robin would split them).
+        """
+        s = self.settings
+        extra: dict[str, object] = {}
+        if co_partitioned:
+            extra["partition_assignment_strategy"] = (RangePartitionAssignor,)
+        consumer = AIOKafkaConsumer(
+            **s.client_kwargs(),
+            group_id=group,
+            client_id=f"streamfuse-{self.worker}",
+            enable_auto_commit=False,
+            auto_offset_reset=auto_offset_reset,
+            session_timeout_ms=s.session_timeout_ms,
+            heartbeat_interval_ms=s.heartbeat_interval_ms,
+            max_poll_interval_ms=s.max_poll_interval_ms,
+            rebalance_timeout_ms=s.session_timeout_ms,
+            max_poll_records=max_poll_records,
+            isolation_level="read_committed",
+            **extra,
+        )
+        await consumer.start()
+        if group is None:
+            consumer.subscribe(list(topics))
+        else:
+            consumer.subscribe(list(topics), listener=_Listener(on_revoked, on_assigned))
+        self._consumers.append(consumer)
+        return consumer
+
+    async def batches(
+        self, consumer: AIOKafkaConsumer, max_records: int, wait_ms: int
+    ) -> AsyncIterator[list[ConsumerRecord]]:
+        """Micro-batches: up to ``max_records``, waiting at most ``wait_ms`` to fill one.
+
+        Yields an empty list when the wait ran out with nothing to read, so that callers
+        can run timers (deadlines, window closes) without a separate task.
+        """
+        while not self.stopping.is_set():
+            try:
+                got = await consumer.getmany(timeout_ms=wait_ms, max_records=max_records)
+            except IllegalStateError:
+                await asyncio.sleep(0.1)  # no assignment yet during a rebalance
+                continue
+            batch = [rec for recs in got.values() for rec in recs]
+            yield batch
+
+    async def commit(self, consumer: AIOKafkaConsumer, offsets: dict[tuple[str, int], int]) -> bool:
+        """Commit explicit offsets; False when a rebalance took the partitions away."""
+        if not offsets:
+            return True
+        assigned = consumer.assignment()
+        tps = {
+            TopicPartition(t, p): o for (t, p), o in offsets.items() if TopicPartition(t, p) in assigned
+        }
+        if not tps:
+            return False
+        try:
+            await consumer.commit(tps)
+            return True
+        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+            # The records will be redelivered to the partitions' new owner: duplicates,
+            # never loss. fuse drops them by message id.
+            log.warning("commit failed (%s); records will be redelivered", exc)
+            return False
+
+    async def commit_batch(self, consumer: AIOKafkaConsumer, batch: Iterable[ConsumerRecord]) -> bool:
+        """Commit one past the last offset of every partition in the batch."""
+        offsets: dict[tuple[str, int], int] = {}
+        for rec in batch:
+            tp = (rec.topic, rec.partition)
+            offsets[tp] = max(offsets.get(tp, 0), rec.offset + 1)
+        return await self.commit(consumer, offsets)
+
+    # --- producing --------------------------------------------------------------------
+    async def publish(self, records: Iterable[Outgoing]) -> None:
+        """Send all records and wait until the broker acknowledged every one."""
+        futures = [
+            await self.producer.send(r.topic, value=r.value, key=r.key) for r in records
+        ]
+        if futures:
+            await asyncio.gather(*futures)
+
+    async def lag(self, consumer: AIOKafkaConsumer) -> int:
+        """Records behind the end of the assigned partitions (this consumer's share)."""
+        total = 0
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            try:
+                pos = await consumer.position(tp)
+            except (IllegalStateError, KafkaError):
+                continue
+            total += max(0, high - pos)
+        return total

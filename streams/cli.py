@@ -1,0 +1,329 @@
+"""The `streamfuse` command line. The top floor: it imports the agents to start them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+import orjson
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from streams import broker as local_broker
+from streams.settings import get_settings
+
+console = Console(stderr=False)
+err = Console(stderr=True)
+
+
+def _json_out(obj: object) -> None:
+    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/] {message}")
+    sys.exit(code)
+
+
+def _setup_logging() -> None:
+    level = os.environ.get("STREAMFUSE_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """streamfuse: real-time model allocation, execution and fusion over Apache Kafka."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+# --- broker ---------------------------------------------------------------------------
+@main.group()
+def broker() -> None:
+    """The local single-node Apache Kafka broker (KRaft)."""
+
+
+@broker.command("start")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def broker_start(as_json: bool) -> None:
+    """Start the local broker and wait until it is ready."""
+    try:
+        info = local_broker.start(get_settings())
+    except local_broker.BrokerError as exc:
+        _fail(str(exc))
+    if as_json:
+        _json_out(local_broker.info_dict(info))
+    else:
+        console.print(f"[green]Kafka {info.kafka_version} ready[/] at {info.endpoint} (pid {info.pid})")
+
+
+@broker.command("stop")
+@click.option("--json", "as_json", is_flag=True)
+def broker_stop(as_json: bool) -> None:
+    """Stop the local broker (SIGTERM, then SIGKILL after 30 s)."""
+    stopped = local_broker.stop(get_settings())
+    if as_json:
+        _json_out({"stopped": stopped})
+    else:
+        console.print("broker stopped" if stopped else "no local broker was running")
+
+
+@broker.command("status")
+@click.option("--json", "as_json", is_flag=True)
+def broker_status(as_json: bool) -> None:
+    """Show whether the local broker runs, where, and its version."""
+    s = get_settings()
+    if s.broker:
+        info = {"external": True, "broker": s.broker}
+        _json_out(info) if as_json else console.print(f"external broker: {s.broker}")
+        return
+    info = local_broker.status(s)
+    if as_json:
+        _json_out(local_broker.info_dict(info))
+        return
+    table = Table(show_header=False)
+    for k, v in local_broker.info_dict(info).items():
+        table.add_row(k, str(v))
+    console.print(table)
+    sys.exit(0 if info.running else 1)
+
+
+# --- workers ----------------------------------------------------------------------------
+@main.command()
+@click.option("--roles", required=True, help="recognize,fuse,monitor,infer[:model-id,...]")
+@click.option("--name", default=None, help="worker name (default host-pid)")
+def worker(roles: str, name: str | None) -> None:
+    """Run one worker process; start more to scale out."""
+    from agents.worker import parse_roles, run_worker
+
+    _setup_logging()
+    try:
+        spec = parse_roles(roles)
+    except ValueError as exc:
+        _fail(str(exc))
+    try:
+        asyncio.run(run_worker(get_settings(), spec, name))
+    except RuntimeError as exc:
+        _fail(str(exc), 1)
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="replay the bundled feeds, show a live view, exit")
+@click.option("--layout", default=";".join(["recognize", "infer", "fuse", "monitor"]),
+              show_default=True, help="worker processes, ';'-separated role lists")
+@click.option("--rate", default=40.0, show_default=True, help="demo messages per second")
+@click.option("--timeout", default=180.0, show_default=True, help="demo time limit, seconds")
+@click.option("--linger", default=10.0, show_default=True,
+              help="seconds to keep watching for windows and alerts after the last result")
+def up(demo: bool, layout: str, rate: float, timeout: float, linger: float) -> None:
+    """Broker (if needed) + one worker per role; with --demo, replay the sample feeds."""
+    from streams.orchestrate import up as run_up
+
+    try:
+        code = run_up(get_settings(), demo=demo, layout=[x for x in layout.split(";") if x],
+                      rate=rate, timeout=timeout, linger=linger, console=console)
+    except local_broker.BrokerError as exc:
+        _fail(str(exc))
+    sys.exit(code)
+
+
+# --- produce / tail -----------------------------------------------------------------------
+@main.command()
+@click.argument("file", type=click.Path(allow_dash=True))
+@click.option("--rate", type=float, default=None, help="messages per second (default: as fast as possible)")
+@click.option("--topic", default=None, help="target topic (default: the input topic)")
+def produce(file: str, rate: float | None, topic: str | None) -> None:
+    """Publish a JSON Lines file (or - for stdin) to the input topic, one record per line."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from streams.io import produce_lines
+    from streams.topics import get_topics
+
+    s = get_settings()
+    if file == "-":
+        lines = sys.stdin.buffer.read().splitlines()
+    else:
+        path = Path(file)
+        if not path.exists():
+            _fail(f"{file}: no such file")
+        lines = path.read_bytes().splitlines()
+    lines = [ln for ln in lines if ln.strip()]
+    target = topic or get_topics(s).input
+    with Progress(TextColumn("producing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True, disable=len(lines) < 1000) as progress:
+        task = progress.add_task("produce", total=len(lines))
+        try:
+            sent = asyncio.run(produce_lines(s, target, lines, rate,
+                                             lambda n: progress.advance(task, n)))
+        except RuntimeError as exc:
+            _fail(str(exc), 1)
+    err.print(f"sent {sent} records to {target}")
+
+
+@main.command()
+@click.argument("target", type=click.Choice(["results", "windows", "alerts", "dlq", "plans",
+                                              "predictions", "stats", "in"]))
+@click.option("--json", "as_json", is_flag=True, help="one JSON record per line on stdout")
+@click.option("--limit", type=int, default=None, help="stop after N records")
+@click.option("--timeout", type=float, default=None, help="stop after S seconds")
+@click.option("--idle", type=float, default=None, help="stop after S seconds without a record")
+@click.option("--from-beginning/--latest", default=True, show_default=True,
+              help="start at the topic's beginning, or only show new records")
+def tail(target: str, as_json: bool, limit: int | None, timeout: float | None, idle: float | None,
+         from_beginning: bool) -> None:
+    """Read an output topic: rich live tables, or --json for machines."""
+    from collections import deque
+
+    from streams.io import read_topic
+    from streams.topics import get_topics
+    from streams.views import TABLES
+
+    s = get_settings()
+    topic = get_topics(s).tail_target(target)
+
+    async def run() -> int:
+        n = 0
+        if as_json:
+            async for rec in read_topic(s, topic, limit=limit, timeout=timeout, idle_timeout=idle,
+                                        from_beginning=from_beginning):
+                sys.stdout.write(orjson.dumps(rec["value"]).decode() + "\n")
+                sys.stdout.flush()
+                n += 1
+            return n
+        rows: deque[dict] = deque(maxlen=20)
+        render = TABLES.get(target)
+        with Live(console=console, refresh_per_second=4) as live:
+            async for rec in read_topic(s, topic, limit=limit, timeout=timeout, idle_timeout=idle,
+                                        from_beginning=from_beginning):
+                n += 1
+                if isinstance(rec["value"], dict):
+                    rows.appendleft(rec["value"])
+                table = render(list(rows)) if render else _generic_table(list(rows))
+                live.update(table)
+        return n
+
+    try:
+        n = asyncio.run(run())
+    except (RuntimeError, KeyboardInterrupt) as exc:
+        if isinstance(exc, RuntimeError):
+            _fail(str(exc), 1)
+        return
+    if not as_json:
+        err.print(f"{n} records from {topic}")
+
+
+def _generic_table(rows: list[dict]) -> Table:
+    table = Table(expand=True)
+    table.add_column("record")
+    for r in rows:
+        table.add_row(orjson.dumps(r).decode()[:300])
+    return table
+
+
+# --- models -----------------------------------------------------------------------------
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--all", "include_test", is_flag=True, help="include test-only models")
+def models(as_json: bool, include_test: bool) -> None:
+    """The model registry: task, metrics, latency, cost."""
+    from models.registry import Registry
+
+    reg = Registry.load(include_test=include_test)
+    if as_json:
+        _json_out([s.model_dump(mode="json") for s in reg])
+        return
+    table = Table(title="model registry")
+    for col in ("id", "task", "kind", "backbone", "test metric", "val", "ms/item @1", "@32", "cost"):
+        table.add_column(col)
+    for s in sorted(reg, key=lambda s: (s.task, s.id)):
+        metric = next(((k, v) for k, v in s.metrics.items() if k in ("accuracy", "f1", "entity_f1")
+                       and isinstance(v, int | float)), None)
+        table.add_row(
+            s.id, s.task, s.kind, s.backbone or "-",
+            f"{metric[0]} {metric[1]:.3f}" if metric else "-",
+            f"{s.quality:.3f}" if s.metrics else "-",
+            f"{s.latency_ms['1']:.2f}" if "1" in s.latency_ms else "-",
+            f"{s.latency_ms['32']:.2f}" if "32" in s.latency_ms else "-",
+            f"{s.cost:g}",
+        )
+    console.print(table)
+
+
+@main.command()
+@click.argument("model", required=False)
+@click.option("--all", "all_", is_flag=True, help="train every model")
+def train(model: str | None, all_: bool) -> None:
+    """Train MODEL (or --all) reproducibly from the shared data sets."""
+    from models import train as trainer
+
+    if all_:
+        trainer.train_all()
+    elif model:
+        trainer.train(model)
+    else:
+        _fail("name a MODEL or pass --all")
+
+
+@main.command("eval")
+@click.argument("model", required=False)
+@click.option("--all", "all_", is_flag=True, help="evaluate every model")
+@click.option("--json", "as_json", is_flag=True)
+def evaluate(model: str | None, all_: bool, as_json: bool) -> None:
+    """Metrics on held-out test splits and latency per batch size; written to the catalog."""
+    from models import evaluate as evaluator
+    from models.registry import Registry
+
+    if all_:
+        ids = [s.id for s in Registry.load()]
+    elif model:
+        ids = [model]
+    else:
+        _fail("name a MODEL or pass --all")
+    reports = {mid: evaluator.evaluate(mid) for mid in ids}
+    if as_json:
+        _json_out(reports)
+
+
+@main.command()
+@click.option("--out", type=click.Path(), default=None, help="write the schemas to this folder")
+def schema(out: str | None) -> None:
+    """JSON Schema of every record, for producers and consumers outside Python."""
+    from streams.records import RECORD_TYPES
+
+    schemas = {name: model.model_json_schema() for name, model in RECORD_TYPES.items()}
+    if out is None:
+        _json_out(schemas)
+        return
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, sch in schemas.items():
+        (folder / f"{name}.schema.json").write_bytes(orjson.dumps(sch, option=orjson.OPT_INDENT_2) + b"\n")
+    console.print(f"wrote {len(schemas)} schemas to {folder}")
+
+
+@main.command("settings")
+@click.option("--json", "as_json", is_flag=True)
+def show_settings(as_json: bool) -> None:
+    """The effective settings and their environment variables."""
+    s = get_settings()
+    data = s.model_dump(mode="json")
+    if as_json:
+        _json_out(data)
+        return
+    table = Table(title="settings")
+    for col in ("variable", "value", "meaning"):
+        table.add_column(col)
+    for name, field in type(s).model_fields.items():
+        table.add_row(f"STREAMFUSE_{name.upper()}", str(data[name]), field.description or "")
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""One settings object for the whole application.
+
+Every setting has an environment variable (``STREAMFUSE_<NAME>``) and a documented default;
+``streamfuse settings`` prints the effective values.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Effective configuration; read from ``STREAMFUSE_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMFUSE_", extra="ignore")
+
+    # --- broker -----------------------------------------------------------------------
+    broker: str | None = Field(
+        default=None,
+        description="Kafka bootstrap servers, e.g. kafka://host:9092; unset = local embedded broker",
+    )
+    state_dir: Path = Field(
+        default=REPO_ROOT / ".state", description="local state: broker data, pid files, logs"
+    )
+    broker_port: int = Field(default=0, description="local broker port on 127.0.0.1; 0 = free port")
+    broker_heap: str = Field(default="768m", description="JVM heap of the local broker")
+    broker_start_timeout: float = Field(default=90.0, description="seconds to wait for readiness")
+    security_protocol: str = Field(
+        default="PLAINTEXT", description="PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL"
+    )
+    sasl_mechanism: str | None = Field(default=None, description="PLAIN | SCRAM-SHA-256 | ...")
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+
+    # --- topics -----------------------------------------------------------------------
+    topic_prefix: str = Field(default="sf.", description="prefix of every topic name")
+    partitions: int = Field(default=8, description="partitions per topic, created up front")
+    replication: int = Field(default=1, description="replication factor of created topics")
+
+    # --- processing ---------------------------------------------------------------------
+    max_text_bytes: int = Field(default=16_384, description="input text size limit (UTF-8 bytes)")
+    max_record_bytes: int = Field(
+        default=65_536, description="raw input record size limit, checked before parsing"
+    )
+    batch_max: int = Field(default=64, description="micro-batch: most records per batch")
+    batch_wait_ms: int = Field(default=20, description="micro-batch: longest wait to fill one")
+    default_budget_ms: int = Field(default=2_000, description="latency budget when none is set")
+    deadline_grace_ms: int = Field(
+        default=3_000, description="fuse waits this long past the budget before a partial result"
+    )
+    ensemble_max: int = Field(default=3, description="most models in one task's ensemble")
+    linger_ms: int = Field(default=5, description="producer linger (0 halves throughput)")
+    session_timeout_ms: int = Field(default=10_000, description="consumer group session timeout")
+    heartbeat_interval_ms: int = Field(default=1_000, description="consumer heartbeat interval")
+    max_poll_interval_ms: int = Field(default=60_000, description="max time between polls")
+    dedupe_capacity: int = Field(default=200_000, description="message ids fuse remembers")
+    window_size_s: int = Field(default=60, description="tumbling window size (event time)")
+    window_hop_s: int = Field(default=20, description="hopping window advance")
+    window_grace_s: int = Field(default=5, description="late events accepted this long")
+    source_tasks: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "newswire": ["fin_sentiment", "entities"],
+            "analyst-notes": ["fin_sentiment", "entities"],
+            "stocktwits": ["fin_sentiment", "entities"],
+            "support-chat": ["intent", "sentiment"],
+        },
+        description="per-source default tasks (JSON object); other sources use the classifier",
+    )
+    source_budget_ms: dict[str, int] = Field(
+        default_factory=lambda: {"support-chat": 1_500, "newswire": 3_000},
+        description="per-source latency budgets in ms (JSON object)",
+    )
+    priority_budget_ms: dict[str, int] = Field(
+        default_factory=lambda: {"high": 500, "normal": 2_000, "low": 10_000},
+        description="latency budget by meta.priority (JSON object)",
+    )
+    uncertain_below: float = Field(
+        default=0.5, description="fused confidence under which a label is flagged uncertain"
+    )
+    stats_interval_s: float = Field(default=1.0, description="infer workers publish load this often")
+    data_dir: Path = Field(
+        default=REPO_ROOT.parent / "shared" / "data", description="labelled data sets"
+    )
+    data_path: Path = Field(default=REPO_ROOT / "data", description="bundled demo feeds")
+    torch_threads: int | None = Field(default=None, description="torch intra-op threads")
+    dashboard_host: str = Field(default="127.0.0.1", description="dashboard/metrics bind address")
+    dashboard_port: int = Field(default=8787, description="dashboard port")
+    metrics_port: int = Field(default=0, description="Prometheus metrics port; 0 = off")
+
+    @property
+    def embedded(self) -> bool:
+        """True when no external broker is configured."""
+        return not self.broker
+
+    def broker_state_dir(self) -> Path:
+        return self.state_dir / "broker"
+
+    def bootstrap_servers(self) -> str:
+        """Bootstrap servers as aiokafka wants them (``host:port[,host:port]``)."""
+        if self.broker:
+            return ",".join(
+                s.removeprefix("kafka://").strip() for s in self.broker.split(",") if s.strip()
+            )
+        from streams.broker import read_endpoint
+
+        endpoint = read_endpoint(self)
+        if endpoint is None:
+            raise RuntimeError(
+                "no Kafka broker: STREAMFUSE_BROKER is unset and the local broker is not "
+                "running. Start it with `streamfuse broker start` or set STREAMFUSE_BROKER."
+            )
+        return endpoint
+
+    def client_kwargs(self) -> dict[str, object]:
+        """Connection settings shared by every aiokafka client (TLS and SASL included)."""
+        kwargs: dict[str, object] = {
+            "bootstrap_servers": self.bootstrap_servers(),
+            "security_protocol": self.security_protocol,
+        }
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            kwargs["ssl_context"] = create_ssl_context(
+                cafile=str(self.ssl_cafile) if self.ssl_cafile else None,
+                certfile=str(self.ssl_certfile) if self.ssl_certfile else None,
+                keyfile=str(self.ssl_keyfile) if self.ssl_keyfile else None,
+            )
+        if self.security_protocol.startswith("SASL"):
+            kwargs["sasl_mechanism"] = self.sasl_mechanism or "PLAIN"
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = self.sasl_password
+        return kwargs
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once from the environment)."""
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings (tests change the environment)."""
+    get_settings.cache_clear()
