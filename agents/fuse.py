@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from agents.join import Done, Joiner
 from agents.results import build_result
 from agents.validate import Where, dead_letter
+from models.registry import Registry
 from streams.app import Outgoing, StreamApp
 from streams.codec import dumps, key_bytes, loads
 from streams.offsets import OffsetTracker
@@ -25,7 +26,9 @@ log = logging.getLogger(__name__)
 GROUP = "fuse"
 
 
-def emit(done: list[Done], app: StreamApp, now_ms: int) -> list[Outgoing]:
+def emit(
+    done: list[Done], app: StreamApp, now_ms: int, labels_of: dict[str, list[str]]
+) -> list[Outgoing]:
     """Results for finished joins (duplicates produce nothing)."""
     out = []
     for d in done:
@@ -33,15 +36,16 @@ def emit(done: list[Done], app: StreamApp, now_ms: int) -> list[Outgoing]:
             continue
         result = build_result(
             d.plan, d.predictions, now_ms, partial=d.partial,
-            uncertain_below=app.settings.uncertain_below,
+            uncertain_below=app.settings.uncertain_below, labels_of=labels_of,
         )
         out.append(Outgoing(app.topics.results, dumps(result), key_bytes(result.id)))
     return out
 
 
-async def run(app: StreamApp) -> None:
+async def run(app: StreamApp, registry: Registry) -> None:
     """The fuse loop."""
     s = app.settings
+    labels_of = {spec.id: spec.labels for spec in registry}
     joiner = Joiner(s.dedupe_capacity)
     tracker = OffsetTracker()
     consumer = None
@@ -77,7 +81,7 @@ async def run(app: StreamApp) -> None:
                                  Where(*where))
                 dlq.append(Outgoing(app.topics.dlq, dumps(dl)))
         done = joiner.collect(now_ms)
-        out = dlq + emit(done, app, now_ms)
+        out = dlq + emit(done, app, now_ms, labels_of)
         if out:
             await app.publish(out)
         for d in done:

@@ -114,7 +114,10 @@ class Planner:
             if not candidates:
                 unserved.append(Unserved(task=task, reason=f"no model serves task {task!r}"))
                 continue
-            speaking = [s for s in candidates if lang.code in s.languages or "*" in s.languages]
+            speaking = [
+                s for s in candidates
+                if lang.code == "und" or lang.code in s.languages or "*" in s.languages
+            ]
             if not speaking:
                 unserved.append(
                     Unserved(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from models.fusion import Span, Vote, fuse_labels, span_vote
 from streams.records import EntityOut, ModelVote, Plan, Prediction, Result, TaskPlan, TaskResult
@@ -17,8 +17,13 @@ def build_result(
     *,
     partial: bool,
     uncertain_below: float,
+    labels_of: Mapping[str, Sequence[str]] | None = None,
 ) -> Result:
-    """Fuse every task of the plan from the predictions that arrived."""
+    """Fuse every task of the plan from the predictions that arrived.
+
+    ``labels_of`` gives each model's label set (entity types for NER models); span voting
+    uses it to know which models could have produced a span.
+    """
     outputs: dict[str, TaskResult] = {}
     missing_all: list[str] = []
     model_ms = 0.0
@@ -31,7 +36,7 @@ def build_result(
         for p in arrived:
             model_ms = max(model_ms, p.model_ms)
             queue_ms = max(queue_ms, p.queue_ms)
-        outputs[tp.task] = fuse_task(tp, arrived, missing, uncertain_below)
+        outputs[tp.task] = fuse_task(tp, arrived, missing, uncertain_below, labels_of or {})
     _attribute_sentiment(outputs)
     recognized = plan.stage_ts.get("recognized", now_ms)
     stage_ts = {**plan.stage_ts, "fused": now_ms}
@@ -59,7 +64,11 @@ def build_result(
 
 
 def fuse_task(
-    tp: TaskPlan, arrived: list[Prediction], missing: list[str], uncertain_below: float
+    tp: TaskPlan,
+    arrived: list[Prediction],
+    missing: list[str],
+    uncertain_below: float,
+    labels_of: Mapping[str, Sequence[str]],
 ) -> TaskResult:
     """Fuse one task's predictions according to the plan's strategy."""
     ok = [p for p in arrived if p.error is None]
@@ -77,7 +86,11 @@ def fuse_task(
             for p in ok
             for e in (p.entities or [])
         ]
-        fused = span_vote(spans, n_models=max(len(ok), 1))
+        capable: dict[str, dict[str, float]] = {}
+        for p in ok:
+            for etype in {lab.split("-", 1)[-1] for lab in labels_of.get(p.model_id, ())}:
+                capable.setdefault(etype, {})[p.model_id] = tp.weights.get(p.model_id, 1.0)
+        fused = span_vote(spans, capable)
         entities = _dedupe_entities(
             [EntityOut(text=s.text, type=s.type, start=s.start, end=s.end, score=s.score,
                        key=s.key, votes=int(s.extra.get("votes", 1))) for s in fused]

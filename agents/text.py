@@ -53,6 +53,9 @@ def _upper_ratio(text: str) -> float:
     return round(sum(c.isupper() for c in letters) / len(letters), 3)
 
 
+MIN_CONFIDENCE = 0.6
+
+
 @dataclass(slots=True, frozen=True)
 class Language:
     code: str
@@ -78,4 +81,7 @@ def detect_language(text: str) -> Language:
         best = _detector()(sample[:400])[0]
     except Exception:  # a detector failure must not fail the message
         return Language("und", 0.0)
-    return Language(str(best["lang"]), round(float(best["score"]), 4))
+    score = round(float(best["score"]), 4)
+    # Short texts ("Tesla recall") get confident-looking wrong guesses; below this
+    # confidence the language is undetermined and no model is refused for it.
+    return Language(str(best["lang"]) if score >= MIN_CONFIDENCE else "und", score)

@@ -76,7 +76,7 @@ async def run_worker(settings: Settings, spec: RoleSpec, worker: str | None = No
         if "fuse" in spec.roles:
             from agents import fuse
 
-            tasks.append(asyncio.create_task(fuse.run(app), name="fuse"))
+            tasks.append(asyncio.create_task(fuse.run(app, registry), name="fuse"))
         if "monitor" in spec.roles:
             from agents import monitor
 

@@ -34,7 +34,11 @@ PROBES = [
 
 @pytest.mark.parametrize(
     ("classifier", "binary"),
-    [(LinearSVC(random_state=0), False), (LogisticRegression(), False), (LinearSVC(random_state=0), True)],
+    [
+        (LinearSVC(random_state=0), False),
+        (LogisticRegression(), False),
+        (LinearSVC(random_state=0), True),
+    ],
 )
 def test_matches_sklearn_decision_function(tmp_path, classifier, binary) -> None:
     pairs = [p for p in TRAIN if not binary or p[1] != "neutral"]
@@ -42,7 +46,9 @@ def test_matches_sklearn_decision_function(tmp_path, classifier, binary) -> None
     vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
     clf = classifier.fit(vec.fit_transform(texts), labels)
     export_tfidf_linear(tmp_path / "m", vec, clf, temperature=1.0, metadata={})
-    spec = ModelSpec(id="m", task="t", kind="linear", adapter="tfidf_linear", artifact=str(tmp_path / "m"))
+    spec = ModelSpec(
+        id="m", task="t", kind="linear", adapter="tfidf_linear", artifact=str(tmp_path / "m")
+    )
     adapter = TfidfLinearAdapter(spec)
 
     ours = adapter.decision_function(PROBES)
@@ -51,9 +57,7 @@ def test_matches_sklearn_decision_function(tmp_path, classifier, binary) -> None
         np.testing.assert_allclose(ours[:, 1] - ours[:, 0], theirs, atol=1e-6)
     else:
         np.testing.assert_allclose(ours, theirs, atol=1e-6)
-    assert [o.label for o in adapter.predict(PROBES)] == list(
-        clf.predict(vec.transform(PROBES))
-    )
+    assert [o.label for o in adapter.predict(PROBES)] == list(clf.predict(vec.transform(PROBES)))
     np.testing.assert_allclose(
         adapter.featurizer.transform(PROBES).toarray(), vec.transform(PROBES).toarray(), atol=1e-9
     )

@@ -26,7 +26,11 @@ def test_cashtags(extractor: TickerExtractor) -> None:
 
 
 def test_company_names_and_variants(extractor: TickerExtractor) -> None:
-    assert keys(extractor, "Apple and Microsoft beat; Bank of America lags") == ["AAPL", "MSFT", "BAC"]
+    assert keys(extractor, "Apple and Microsoft beat; Bank of America lags") == [
+        "AAPL",
+        "MSFT",
+        "BAC",
+    ]
     assert keys(extractor, "JPMorgan reels in expectations on Beyond Meat") == ["JPM", "BYND"]
     assert keys(extractor, "Google's parent") == ["GOOGL"]
     assert keys(extractor, "$GOOG and FB") == ["GOOGL", "META"]  # alternative tickers

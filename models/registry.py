@@ -1,0 +1,139 @@
+"""The model catalog and the allocation score.
+
+The catalog (``models/catalog.json``) lists every model: its task, adapter, artifact,
+labels, backbone, cost, and the metrics and latencies that ``streamfuse eval`` measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+CATALOG_PATH = Path(__file__).with_name("catalog.json")
+ARTIFACTS_DIR = Path(__file__).with_name("artifacts")
+
+
+class ModelSpec(BaseModel):
+    """One catalog entry."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    task: str
+    kind: str  # lexicon | linear | head | finetuned | rules | test
+    adapter: str  # key into models.adapters.ADAPTERS
+    artifact: str | None = None  # path relative to models/artifacts (or absolute)
+    labels: list[str] = Field(default_factory=list)
+    backbone: str | None = None
+    languages: list[str] = Field(default_factory=lambda: ["en"])
+    cost: float = 1.0  # relative compute cost per item (1 = a lexicon lookup)
+    device: str = "cpu"  # cpu | cuda-optional | cuda
+    params: dict[str, Any] = Field(default_factory=dict)
+    # measured by `streamfuse eval`
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    latency_ms: dict[str, float] = Field(default_factory=dict)  # batch size -> ms per item
+    requires_local: bool = False  # full checkpoints live outside the repo
+    test_only: bool = False
+
+    def artifact_path(self) -> Path | None:
+        """Absolute path of the artifact, or None for models without one."""
+        if self.artifact is None:
+            return None
+        p = Path(self.artifact)
+        return p if p.is_absolute() else ARTIFACTS_DIR / p
+
+    @property
+    def quality(self) -> float:
+        """The validation score used for weighting and allocation (0..1)."""
+        for key in ("val_macro_f1", "val_accuracy", "macro_f1", "accuracy", "f1"):
+            value = self.metrics.get(key)
+            if isinstance(value, int | float):
+                return float(value)
+        return 0.5
+
+    def latency_per_item(self, batch_size: int = 32) -> float:
+        """Measured ms per item at the nearest measured batch size (1.0 if unmeasured)."""
+        if not self.latency_ms:
+            return 1.0
+        sizes = sorted(int(k) for k in self.latency_ms)
+        nearest = min(sizes, key=lambda s: abs(s - batch_size))
+        return float(self.latency_ms[str(nearest)])
+
+
+class Catalog(BaseModel):
+    """The whole catalog file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    models: list[ModelSpec]
+
+
+class Registry:
+    """The models available to this process, by id and by task."""
+
+    def __init__(self, specs: Iterable[ModelSpec]):
+        self._specs = {s.id: s for s in specs}
+
+    @classmethod
+    def load(cls, path: Path = CATALOG_PATH, include_test: bool = False) -> Registry:
+        """Read the catalog, keeping models whose artifacts are present."""
+        catalog = Catalog.model_validate(orjson.loads(path.read_bytes()))
+        specs = [
+            s
+            for s in catalog.models
+            if (include_test or not s.test_only) and _artifact_present(s)
+        ]
+        return cls(specs)
+
+    def get(self, model_id: str) -> ModelSpec:
+        try:
+            return self._specs[model_id]
+        except KeyError:
+            raise KeyError(
+                f"unknown model {model_id!r}; `streamfuse models` lists the known ones"
+            ) from None
+
+    def __contains__(self, model_id: object) -> bool:
+        return model_id in self._specs
+
+    def __iter__(self):
+        return iter(self._specs.values())
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def for_task(self, task: str) -> list[ModelSpec]:
+        return [s for s in self._specs.values() if s.task == task]
+
+    @property
+    def tasks(self) -> list[str]:
+        return sorted({s.task for s in self._specs.values()})
+
+
+def _artifact_present(spec: ModelSpec) -> bool:
+    path = spec.artifact_path()
+    return path is None or path.exists()
+
+
+def save_metrics(
+    model_id: str,
+    metrics: dict[str, Any] | None = None,
+    latency_ms: dict[str, float] | None = None,
+    path: Path = CATALOG_PATH,
+) -> None:
+    """Write measured metrics and latencies back into the catalog file."""
+    raw = orjson.loads(path.read_bytes())
+    for entry in raw["models"]:
+        if entry["id"] == model_id:
+            if metrics is not None:
+                entry["metrics"] = metrics
+            if latency_ms is not None:
+                entry["latency_ms"] = latency_ms
+            break
+    else:
+        raise KeyError(f"model {model_id!r} is not in {path}")
+    path.write_bytes(orjson.dumps(raw, option=orjson.OPT_INDENT_2) + b"\n")
