@@ -7,7 +7,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
-from agents.windows import SENTIMENT_VALUE, message_sentiment
+from agents.windows import SENTIMENT_VALUE, is_chat_turn, message_sentiment
 from streams.records import Alert, Result, WindowStats
 
 
@@ -69,25 +69,46 @@ class AlertEngine:
         if len(b.counts) >= r.min_baseline_windows:
             base = sum(b.counts) / len(b.counts)
             if w.count >= r.volume_min_count and w.count >= r.volume_factor * max(base, 1.0):
-                alerts.append(self._alert(
-                    "volume_spike", w, now_ms, "warning",
-                    f"{w.count} messages for {w.dimension} {w.key} in one window, "
-                    f"{w.count / max(base, 1e-9):.1f}x its baseline of {base:.1f}",
-                    {"count": w.count, "baseline_mean": round(base, 3)},
-                ))
-        if w.sentiment_mean is not None and w.sentiment_n >= r.shift_min_n and len(b.means) >= r.min_baseline_windows:
+                alerts.append(
+                    self._alert(
+                        "volume_spike",
+                        w,
+                        now_ms,
+                        "warning",
+                        f"{w.count} messages for {w.dimension} {w.key} in one window, "
+                        f"{w.count / max(base, 1e-9):.1f}x its baseline of {base:.1f}",
+                        {"count": w.count, "baseline_mean": round(base, 3)},
+                    )
+                )
+        if (
+            w.sentiment_mean is not None
+            and w.sentiment_n >= r.shift_min_n
+            and len(b.means) >= r.min_baseline_windows
+        ):
             mean = sum(b.means) / len(b.means)
-            std = max(math.sqrt(sum((m - mean) ** 2 for m in b.means) / len(b.means)), r.shift_std_floor)
+            std = max(
+                math.sqrt(sum((m - mean) ** 2 for m in b.means) / len(b.means)), r.shift_std_floor
+            )
             z = (w.sentiment_mean - mean) / std
             if abs(z) >= r.shift_z:
                 direction = "negative" if z < 0 else "positive"
-                alerts.append(self._alert(
-                    "sentiment_shift", w, now_ms, "critical" if z < 0 else "info",
-                    f"{direction} sentiment shift for {w.dimension} {w.key}: mean "
-                    f"{w.sentiment_mean:+.2f} against a baseline of {mean:+.2f} (z={z:+.1f})",
-                    {"z": round(z, 3), "mean": w.sentiment_mean, "baseline_mean": round(mean, 4),
-                     "baseline_std": round(std, 4), "n": w.sentiment_n},
-                ))
+                alerts.append(
+                    self._alert(
+                        "sentiment_shift",
+                        w,
+                        now_ms,
+                        "critical" if z < 0 else "info",
+                        f"{direction} sentiment shift for {w.dimension} {w.key}: mean "
+                        f"{w.sentiment_mean:+.2f} against a baseline of {mean:+.2f} (z={z:+.1f})",
+                        {
+                            "z": round(z, 3),
+                            "mean": w.sentiment_mean,
+                            "baseline_mean": round(mean, 4),
+                            "baseline_std": round(std, 4),
+                            "n": w.sentiment_n,
+                        },
+                    )
+                )
         b.counts.append(float(w.count))
         if w.sentiment_mean is not None:
             b.means.append(w.sentiment_mean)
@@ -96,7 +117,7 @@ class AlertEngine:
 
     def on_result(self, res: Result, now_ms: int) -> list[Alert]:
         """Escalation: the last N turns of a conversation all negative or urgent."""
-        if "intent" not in res.outputs or not res.key:
+        if not is_chat_turn(res):
             return []
         conv = self.conversations.setdefault(res.key, Conversation())
         conv.turns += 1
@@ -108,17 +129,32 @@ class AlertEngine:
         if len(last) == n and all(flag for _, flag in last) and conv.turns - conv.fired_at >= n:
             conv.fired_at = conv.turns
             ids = [mid for mid, _ in last]
-            return [Alert(
-                id=_alert_id("escalation", res.key, ids[-1]),
-                rule="escalation", dimension="conversation", key=res.key, severity="critical",
-                message=f"conversation {res.key} is escalating: {n} negative or urgent turns in a row",
-                figures={"turns": float(conv.turns), "consecutive": float(n)},
-                evidence=ids, window_start_ms=min(res.ts, res.ts), window_end_ms=res.ts, ts=now_ms,
-            )]
+            return [
+                Alert(
+                    id=_alert_id("escalation", res.key, ids[-1]),
+                    rule="escalation",
+                    dimension="conversation",
+                    key=res.key,
+                    severity="critical",
+                    message=f"conversation {res.key} is escalating: {n} negative or urgent turns in a row",
+                    figures={"turns": float(conv.turns), "consecutive": float(n)},
+                    evidence=ids,
+                    window_start_ms=min(res.ts, res.ts),
+                    window_end_ms=res.ts,
+                    ts=now_ms,
+                )
+            ]
         return []
 
-    def _alert(self, rule: str, w: WindowStats, now_ms: int, severity: str, message: str,
-               figures: dict[str, float]) -> Alert:
+    def _alert(
+        self,
+        rule: str,
+        w: WindowStats,
+        now_ms: int,
+        severity: str,
+        message: str,
+        figures: dict[str, float],
+    ) -> Alert:
         return Alert(
             id=_alert_id(rule, w.dimension, w.key, w.start_ms),
             rule=rule,  # type: ignore[arg-type]

@@ -35,8 +35,12 @@ def emit(
         if d.duplicate or d.plan is None:
             continue
         result = build_result(
-            d.plan, d.predictions, now_ms, partial=d.partial,
-            uncertain_below=app.settings.uncertain_below, labels_of=labels_of,
+            d.plan,
+            d.predictions,
+            now_ms,
+            partial=d.partial,
+            uncertain_below=app.settings.uncertain_below,
+            labels_of=labels_of,
         )
         out.append(Outgoing(app.topics.results, dumps(result), key_bytes(result.id)))
     return out
@@ -77,8 +81,9 @@ async def run(app: StreamApp, registry: Registry) -> None:
                     joiner.add_prediction(loads(rec.value, Prediction), where, now_ms)
             except (ValidationError, ValueError) as exc:
                 tracker.release(*where)
-                dl = dead_letter(rec.value, "bad_internal_record", f"undecodable: {exc}", "fuse",
-                                 Where(*where))
+                dl = dead_letter(
+                    rec.value, "bad_internal_record", f"undecodable: {exc}", "fuse", Where(*where)
+                )
                 dlq.append(Outgoing(app.topics.dlq, dumps(dl)))
         done = joiner.collect(now_ms)
         out = dlq + emit(done, app, now_ms, labels_of)

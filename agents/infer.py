@@ -58,7 +58,11 @@ class Meter:
 
 
 def to_predictions(
-    subtasks: Sequence[Subtask], outputs: Sequence[ModelOutput], *, worker: str, model_ms: float,
+    subtasks: Sequence[Subtask],
+    outputs: Sequence[ModelOutput],
+    *,
+    worker: str,
+    model_ms: float,
     started_ms: int,
 ) -> list[Prediction]:
     """Model outputs -> Prediction records (same order as subtasks)."""
@@ -73,7 +77,9 @@ def to_predictions(
                 label=out.label,
                 score=float(out.score) if out.score is not None else None,
                 probs={k: float(v) for k, v in out.probs.items()} if out.probs else None,
-                entities=[EntityOut(**e.to_dict()) for e in out.entities] if out.entities is not None else None,
+                entities=[EntityOut(**e.to_dict()) for e in out.entities]
+                if out.entities is not None
+                else None,
                 extra=out.extra or None,
                 batch_size=len(subtasks),
                 queue_ms=float(max(0, started_ms - st.created_ms)),
@@ -89,8 +95,13 @@ def error_predictions(subtasks: Sequence[Subtask], error: str, worker: str) -> l
     now = int(time.time() * 1000)
     return [
         Prediction(
-            message_id=st.message_id, task=st.task, model_id=st.model_id, error=error,
-            batch_size=len(subtasks), worker=worker, ts=now,
+            message_id=st.message_id,
+            task=st.task,
+            model_id=st.model_id,
+            error=error,
+            batch_size=len(subtasks),
+            worker=worker,
+            ts=now,
         )
         for st in subtasks
     ]
@@ -114,7 +125,8 @@ class ModelServer:
     async def run(self) -> None:
         s = self.app.settings
         consumer = await self.app.consumer(
-            [self.topics.model(self.spec.id)], group=f"{s.topic_prefix}{GROUP}.{self.spec.id}",
+            [self.topics.model(self.spec.id)],
+            group=f"{s.topic_prefix}{GROUP}.{self.spec.id}",
             max_poll_records=s.batch_max,
         )
         reporter = asyncio.create_task(self._report(consumer))
@@ -142,12 +154,19 @@ class ModelServer:
             try:
                 st = loads(rec.value, Subtask)
             except (ValidationError, ValueError) as exc:
-                dl = dead_letter(rec.value, "bad_subtask", f"undecodable subtask: {exc}", "infer",
-                                 Where(rec.topic, rec.partition, rec.offset))
+                dl = dead_letter(
+                    rec.value,
+                    "bad_subtask",
+                    f"undecodable subtask: {exc}",
+                    "infer",
+                    Where(rec.topic, rec.partition, rec.offset),
+                )
                 out.append(Outgoing(self.topics.dlq, dumps(dl)))
                 continue
             (expired if st.deadline_ms < now else live).append(st)
-        preds: list[Prediction] = error_predictions(expired, "expired: deadline passed before the model ran", worker)
+        preds: list[Prediction] = error_predictions(
+            expired, "expired: deadline passed before the model ran", worker
+        )
         if live:
             # Length-sorted batches pad less; the adapter keeps input order.
             texts = [st.text for st in live]
@@ -156,13 +175,18 @@ class ModelServer:
             try:
                 loop = asyncio.get_running_loop()
                 outputs = await asyncio.wait_for(
-                    loop.run_in_executor(self.executor, self.adapter.predict, texts), MODEL_TIMEOUT_S
+                    loop.run_in_executor(self.executor, self.adapter.predict, texts),
+                    MODEL_TIMEOUT_S,
                 )
                 if len(outputs) != len(live):
-                    raise RuntimeError(f"model returned {len(outputs)} outputs for {len(live)} inputs")
+                    raise RuntimeError(
+                        f"model returned {len(outputs)} outputs for {len(live)} inputs"
+                    )
                 elapsed = (time.perf_counter() - t0) * 1000
                 self.meter.observe(len(live), elapsed)
-                preds += to_predictions(live, outputs, worker=worker, model_ms=elapsed, started_ms=started)
+                preds += to_predictions(
+                    live, outputs, worker=worker, model_ms=elapsed, started_ms=started
+                )
             except TimeoutError:
                 self.meter.errors += len(live)
                 log.error("model %s timed out after %.0fs", self.spec.id, MODEL_TIMEOUT_S)
@@ -170,7 +194,9 @@ class ModelServer:
             except Exception as exc:
                 self.meter.errors += len(live)
                 log.exception("model %s failed on a batch of %d", self.spec.id, len(live))
-                preds += error_predictions(live, f"model error: {type(exc).__name__}: {exc}", worker)
+                preds += error_predictions(
+                    live, f"model error: {type(exc).__name__}: {exc}", worker
+                )
         out.extend(
             Outgoing(self.topics.predictions, dumps(p), key_bytes(p.message_id)) for p in preds
         )

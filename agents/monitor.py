@@ -59,13 +59,21 @@ async def run(app: StreamApp, rules: AlertRules | None = None) -> None:
             for _ in range(taken):
                 tracker.see(*where, hold=True)
             out.extend(
-                Outgoing(app.topics.alerts, dumps(a), key_bytes(a.key)) for a in engine.on_result(res, wall)
+                Outgoing(app.topics.alerts, dumps(a), key_bytes(a.key))
+                for a in engine.on_result(res, wall)
             )
         closed = store.close_due(wall)
         for c in closed:
-            out.append(Outgoing(app.topics.windows, dumps(c.stats), key_bytes(f"{c.stats.dimension}:{c.stats.key}")))
+            out.append(
+                Outgoing(
+                    app.topics.windows,
+                    dumps(c.stats),
+                    key_bytes(f"{c.stats.dimension}:{c.stats.key}"),
+                )
+            )
             out.extend(
-                Outgoing(app.topics.alerts, dumps(a), key_bytes(a.key)) for a in engine.on_window(c.stats, wall)
+                Outgoing(app.topics.alerts, dumps(a), key_bytes(a.key))
+                for a in engine.on_window(c.stats, wall)
             )
         if out:
             await app.publish(out)
@@ -77,4 +85,3 @@ async def run(app: StreamApp, rules: AlertRules | None = None) -> None:
             if await app.commit(consumer, commits):
                 tracker.mark_committed(commits)
             last_commit = time.monotonic()
-

@@ -104,7 +104,10 @@ class Planner:
             tasks, task_source = list(self.settings.source_tasks[msg.source]), "source-default"
         else:
             label = domain[0] if domain else "general"
-            tasks, task_source = list(DOMAIN_TASKS.get(label, DOMAIN_TASKS["general"])), "classifier"
+            tasks, task_source = (
+                list(DOMAIN_TASKS.get(label, DOMAIN_TASKS["general"])),
+                "classifier",
+            )
         budget = self.budget_for(msg)
         deadline = now_ms + budget + self.settings.deadline_grace_ms
         task_plans: list[TaskPlan] = []
@@ -115,7 +118,8 @@ class Planner:
                 unserved.append(Unserved(task=task, reason=f"no model serves task {task!r}"))
                 continue
             speaking = [
-                s for s in candidates
+                s
+                for s in candidates
                 if lang.code == "und" or lang.code in s.languages or "*" in s.languages
             ]
             if not speaking:

@@ -74,15 +74,26 @@ def fuse_task(
     ok = [p for p in arrived if p.error is None]
     votes_out = [
         ModelVote(
-            model_id=p.model_id, weight=tp.weights.get(p.model_id, 0.0), label=p.label,
-            score=p.score, error=p.error,
+            model_id=p.model_id,
+            weight=tp.weights.get(p.model_id, 0.0),
+            label=p.label,
+            score=p.score,
+            error=p.error,
         )
         for p in arrived
     ]
     if tp.strategy == "span_vote":
         spans = [
-            Span(p.model_id, tp.weights.get(p.model_id, 1.0), e.start, e.end, e.type, e.text,
-                 e.score, e.key)
+            Span(
+                p.model_id,
+                tp.weights.get(p.model_id, 1.0),
+                e.start,
+                e.end,
+                e.type,
+                e.text,
+                e.score,
+                e.key,
+            )
             for p in ok
             for e in (p.entities or [])
         ]
@@ -92,14 +103,30 @@ def fuse_task(
                 capable.setdefault(etype, {})[p.model_id] = tp.weights.get(p.model_id, 1.0)
         fused = span_vote(spans, capable)
         entities = _dedupe_entities(
-            [EntityOut(text=s.text, type=s.type, start=s.start, end=s.end, score=s.score,
-                       key=s.key, votes=int(s.extra.get("votes", 1))) for s in fused]
+            [
+                EntityOut(
+                    text=s.text,
+                    type=s.type,
+                    start=s.start,
+                    end=s.end,
+                    score=s.score,
+                    key=s.key,
+                    votes=int(s.extra.get("votes", 1)),
+                )
+                for s in fused
+            ]
         )
         return TaskResult(
-            entities=entities, strategy="span_vote", models=votes_out, missing=missing,
-            allocation=tp, agreement=None,
+            entities=entities,
+            strategy="span_vote",
+            models=votes_out,
+            missing=missing,
+            allocation=tp,
+            agreement=None,
         )
-    votes = [Vote(p.model_id, tp.weights.get(p.model_id, 1.0), p.label, p.score, p.probs) for p in ok]
+    votes = [
+        Vote(p.model_id, tp.weights.get(p.model_id, 1.0), p.label, p.score, p.probs) for p in ok
+    ]
     fused = fuse_labels(tp.strategy, votes, uncertain_below)
     return TaskResult(
         label=fused.label,

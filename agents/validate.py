@@ -22,7 +22,12 @@ class Where:
 
 
 def dead_letter(
-    raw: bytes | None, reason: str, detail: str, stage: str, where: Where, message_id: str | None = None
+    raw: bytes | None,
+    reason: str,
+    detail: str,
+    stage: str,
+    where: Where,
+    message_id: str | None = None,
 ) -> DeadLetter:
     """A DeadLetter carrying the original bytes (as text, or base64 if not UTF-8)."""
     raw = raw or b""
@@ -33,7 +38,8 @@ def dead_letter(
         original, encoding = base64.b64encode(keep).decode("ascii"), "base64"
     return DeadLetter(
         reason=reason,
-        detail=detail + (f" (first {len(keep)} of {len(raw)} bytes kept)" if len(raw) > len(keep) else ""),
+        detail=detail
+        + (f" (first {len(keep)} of {len(raw)} bytes kept)" if len(raw) > len(keep) else ""),
         stage=stage,
         message_id=message_id,
         original=original,
@@ -55,7 +61,9 @@ def parse_input(
     """Validate one raw record. Size is checked before any parsing."""
     stage = "recognize"
     if raw is None or len(raw) == 0:
-        return dead_letter(raw, "empty", "the record has no value; publish a JSON object", stage, where)
+        return dead_letter(
+            raw, "empty", "the record has no value; publish a JSON object", stage, where
+        )
     if len(raw) > max_record_bytes:
         return dead_letter(
             raw,
@@ -69,20 +77,31 @@ def parse_input(
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return dead_letter(
-            raw, "not_utf8", f"the record is not valid UTF-8 ({exc.reason} at byte {exc.start}); "
-            "encode the JSON as UTF-8", stage, where,
+            raw,
+            "not_utf8",
+            f"the record is not valid UTF-8 ({exc.reason} at byte {exc.start}); "
+            "encode the JSON as UTF-8",
+            stage,
+            where,
         )
     try:
         data = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         return dead_letter(
-            raw, "not_json", f"the record is not valid JSON: {exc}; publish one JSON object "
-            "per record (NaN and Infinity are not JSON)", stage, where,
+            raw,
+            "not_json",
+            f"the record is not valid JSON: {exc}; publish one JSON object "
+            "per record (NaN and Infinity are not JSON)",
+            stage,
+            where,
         )
     if not isinstance(data, dict):
         return dead_letter(
-            raw, "not_object", f"the record is a JSON {_json_type(data)}, not an object with "
-            'a "text" field', stage, where,
+            raw,
+            "not_object",
+            f'the record is a JSON {_json_type(data)}, not an object with a "text" field',
+            stage,
+            where,
         )
     message_id = data.get("id") if isinstance(data.get("id"), str) else None
     try:
@@ -92,15 +111,26 @@ def parse_input(
     size = len(msg.text.encode("utf-8"))
     if size > max_text_bytes:
         return dead_letter(
-            raw, "text_too_large", f"text is {size} bytes, over the {max_text_bytes}-byte limit "
-            "(STREAMFUSE_MAX_TEXT_BYTES)", stage, where, message_id,
+            raw,
+            "text_too_large",
+            f"text is {size} bytes, over the {max_text_bytes}-byte limit "
+            "(STREAMFUSE_MAX_TEXT_BYTES)",
+            stage,
+            where,
+            message_id,
         )
     return msg
 
 
 def _json_type(value: object) -> str:
-    return {list: "array", str: "string", int: "number", float: "number", bool: "boolean",
-            type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        list: "array",
+        str: "string",
+        int: "number",
+        float: "number",
+        bool: "boolean",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 def _explain(exc: ValidationError) -> str:

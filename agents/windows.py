@@ -56,7 +56,9 @@ class Window:
             start_ms=self.start_ms,
             end_ms=self.end_ms,
             count=self.count,
-            sentiment_mean=round(self.sentiment_sum / self.sentiment_n, 4) if self.sentiment_n else None,
+            sentiment_mean=round(self.sentiment_sum / self.sentiment_n, 4)
+            if self.sentiment_n
+            else None,
             sentiment_n=self.sentiment_n,
             sentiment_dist=dict(self.sentiment_dist),
             top_intents=self.intents.most_common(5),
@@ -87,8 +89,13 @@ def dimensions(r: Result) -> Iterator[tuple[str, str]]:
     yield "source", r.source
     for name in entity_keys(r):
         yield "entity", name
-    if "intent" in r.outputs and r.key:
-        yield "conversation", r.key
+    if is_chat_turn(r):
+        yield "conversation", r.key  # type: ignore[misc]
+
+
+def is_chat_turn(r: Result) -> bool:
+    """A turn of a conversation: a chat source (or a ``meta.turn``) and a conversation key."""
+    return bool(r.key) and ("chat" in r.source or "turn" in (r.meta or {}))
 
 
 def window_starts(ts: int, size_ms: int, hop_ms: int) -> Iterator[tuple[str, int]]:
@@ -155,4 +162,7 @@ class WindowStore:
         if wm is None:
             return []
         due = [k for k, w in self.open.items() if w.end_ms <= wm]
-        return [Closed(w, w.stats(wall_ms)) for w in (self.open.pop(k) for k in sorted(due, key=lambda k: k[3]))]
+        return [
+            Closed(w, w.stats(wall_ms))
+            for w in (self.open.pop(k) for k in sorted(due, key=lambda k: k[3]))
+        ]

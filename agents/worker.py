@@ -40,7 +40,9 @@ def parse_roles(text: str) -> RoleSpec:
         elif in_models and spec.models is not None:
             spec.models.append(raw)
         else:
-            raise ValueError(f"unknown role {raw!r}; roles are {', '.join(ROLES)} (infer:MODEL,...)")
+            raise ValueError(
+                f"unknown role {raw!r}; roles are {', '.join(ROLES)} (infer:MODEL,...)"
+            )
     if not spec.roles:
         raise ValueError(f"no roles given; choose from {', '.join(ROLES)}")
     return spec
@@ -67,9 +69,11 @@ async def run_worker(settings: Settings, spec: RoleSpec, worker: str | None = No
             from agents import infer
             from models.adapters import build_adapter
 
-            specs = [registry.get(m) for m in spec.models] if spec.models else [
-                s for s in registry if s.task != "domain"
-            ]
+            specs = (
+                [registry.get(m) for m in spec.models]
+                if spec.models
+                else [s for s in registry if s.task != "domain"]
+            )
             adapters = {s.id: build_adapter(s) for s in specs}
             log.info("serving models: %s", ", ".join(adapters))
             tasks.append(asyncio.create_task(infer.run(app, specs, adapters), name="infer"))

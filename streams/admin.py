@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable
 
@@ -29,12 +30,11 @@ async def ensure_topics(settings: Settings, names: Iterable[str]) -> list[str]:
         missing = [n for n in dict.fromkeys(names) if n not in existing]
         if not missing:
             return []
-        try:
+        # Another worker may win the race to create them: that is fine.
+        with contextlib.suppress(TopicAlreadyExistsError):
             await admin.create_topics(
                 [NewTopic(n, settings.partitions, settings.replication) for n in missing]
             )
-        except TopicAlreadyExistsError:
-            pass  # another worker won the race
         await _wait_visible(admin, missing)
         log.info("created topics: %s", ", ".join(missing))
         return missing

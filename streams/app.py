@@ -172,7 +172,9 @@ class StreamApp:
             return True
         assigned = consumer.assignment()
         tps = {
-            TopicPartition(t, p): o for (t, p), o in offsets.items() if TopicPartition(t, p) in assigned
+            TopicPartition(t, p): o
+            for (t, p), o in offsets.items()
+            if TopicPartition(t, p) in assigned
         }
         if not tps:
             return False
@@ -185,7 +187,9 @@ class StreamApp:
             log.warning("commit failed (%s); records will be redelivered", exc)
             return False
 
-    async def commit_batch(self, consumer: AIOKafkaConsumer, batch: Iterable[ConsumerRecord]) -> bool:
+    async def commit_batch(
+        self, consumer: AIOKafkaConsumer, batch: Iterable[ConsumerRecord]
+    ) -> bool:
         """Commit one past the last offset of every partition in the batch."""
         offsets: dict[tuple[str, int], int] = {}
         for rec in batch:
@@ -196,9 +200,7 @@ class StreamApp:
     # --- producing --------------------------------------------------------------------
     async def publish(self, records: Iterable[Outgoing]) -> None:
         """Send all records and wait until the broker acknowledged every one."""
-        futures = [
-            await self.producer.send(r.topic, value=r.value, key=r.key) for r in records
-        ]
+        futures = [await self.producer.send(r.topic, value=r.value, key=r.key) for r in records]
         if futures:
             await asyncio.gather(*futures)
 

@@ -8,9 +8,10 @@ reconnect to the same address.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import re
 import os
+import re
 import shutil
 import signal
 import socket
@@ -135,8 +136,15 @@ def classpath(settings: Settings) -> str:
     )
     cp_file.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(POM), "dependency:build-classpath",
-         f"-Dmdep.outputFile={cp_file}"],
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(POM),
+            "dependency:build-classpath",
+            f"-Dmdep.outputFile={cp_file}",
+        ],
         capture_output=True,
         text=True,
     )
@@ -215,8 +223,17 @@ def start(settings: Settings) -> BrokerInfo:
     props.write_text(_server_properties(settings, ports["port"], ports["controller_port"]))
     if not (bdir / "data" / "meta.properties").exists():
         fmt = subprocess.run(
-            [java, "-cp", cp, "kafka.tools.StorageTool", "format",
-             "-t", _cluster_id(), "-c", str(props)],
+            [
+                java,
+                "-cp",
+                cp,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                _cluster_id(),
+                "-c",
+                str(props),
+            ],
             capture_output=True,
             text=True,
         )
@@ -224,9 +241,18 @@ def start(settings: Settings) -> BrokerInfo:
             raise BrokerError(f"formatting the KRaft storage failed:\n{fmt.stdout}{fmt.stderr}")
     log = open(_log_file(settings), "ab")  # noqa: SIM115 - handed to the child process
     proc = subprocess.Popen(
-        [java, f"-Xmx{settings.broker_heap}", f"-Xms{settings.broker_heap}",
-         "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1",
-         f"-Dlog4j2.configurationFile={LOG4J}", "-cp", cp, "kafka.Kafka", str(props)],
+        [
+            java,
+            f"-Xmx{settings.broker_heap}",
+            f"-Xms{settings.broker_heap}",
+            "-XX:+UseG1GC",
+            "-XX:TieredStopAtLevel=1",
+            f"-Dlog4j2.configurationFile={LOG4J}",
+            "-cp",
+            cp,
+            "kafka.Kafka",
+            str(props),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -327,10 +353,8 @@ def kill(settings: Settings) -> bool:
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):  # not our child: nothing to reap
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def status(settings: Settings) -> BrokerInfo:

@@ -32,8 +32,9 @@ def _fail(message: str, code: int = 2) -> None:
 
 def _setup_logging() -> None:
     level = os.environ.get("STREAMFUSE_LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
 
@@ -61,7 +62,9 @@ def broker_start(as_json: bool) -> None:
     if as_json:
         _json_out(local_broker.info_dict(info))
     else:
-        console.print(f"[green]Kafka {info.kafka_version} ready[/] at {info.endpoint} (pid {info.pid})")
+        console.print(
+            f"[green]Kafka {info.kafka_version} ready[/] at {info.endpoint} (pid {info.pid})"
+        )
 
 
 @broker.command("stop")
@@ -116,19 +119,34 @@ def worker(roles: str, name: str | None) -> None:
 
 @main.command()
 @click.option("--demo", is_flag=True, help="replay the bundled feeds, show a live view, exit")
-@click.option("--layout", default=";".join(["recognize", "infer", "fuse", "monitor"]),
-              show_default=True, help="worker processes, ';'-separated role lists")
+@click.option(
+    "--layout",
+    default=";".join(["recognize", "infer", "fuse", "monitor"]),
+    show_default=True,
+    help="worker processes, ';'-separated role lists",
+)
 @click.option("--rate", default=40.0, show_default=True, help="demo messages per second")
 @click.option("--timeout", default=180.0, show_default=True, help="demo time limit, seconds")
-@click.option("--linger", default=10.0, show_default=True,
-              help="seconds to keep watching for windows and alerts after the last result")
+@click.option(
+    "--linger",
+    default=10.0,
+    show_default=True,
+    help="seconds to keep watching for windows and alerts after the last result",
+)
 def up(demo: bool, layout: str, rate: float, timeout: float, linger: float) -> None:
     """Broker (if needed) + one worker per role; with --demo, replay the sample feeds."""
     from streams.orchestrate import up as run_up
 
     try:
-        code = run_up(get_settings(), demo=demo, layout=[x for x in layout.split(";") if x],
-                      rate=rate, timeout=timeout, linger=linger, console=console)
+        code = run_up(
+            get_settings(),
+            demo=demo,
+            layout=[x for x in layout.split(";") if x],
+            rate=rate,
+            timeout=timeout,
+            linger=linger,
+            console=console,
+        )
     except local_broker.BrokerError as exc:
         _fail(str(exc))
     sys.exit(code)
@@ -137,7 +155,9 @@ def up(demo: bool, layout: str, rate: float, timeout: float, linger: float) -> N
 # --- produce / tail -----------------------------------------------------------------------
 @main.command()
 @click.argument("file", type=click.Path(allow_dash=True))
-@click.option("--rate", type=float, default=None, help="messages per second (default: as fast as possible)")
+@click.option(
+    "--rate", type=float, default=None, help="messages per second (default: as fast as possible)"
+)
 @click.option("--topic", default=None, help="target topic (default: the input topic)")
 def produce(file: str, rate: float | None, topic: str | None) -> None:
     """Publish a JSON Lines file (or - for stdin) to the input topic, one record per line."""
@@ -156,28 +176,50 @@ def produce(file: str, rate: float | None, topic: str | None) -> None:
         lines = path.read_bytes().splitlines()
     lines = [ln for ln in lines if ln.strip()]
     target = topic or get_topics(s).input
-    with Progress(TextColumn("producing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, transient=True, disable=len(lines) < 1000) as progress:
+    with Progress(
+        TextColumn("producing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=len(lines) < 1000,
+    ) as progress:
         task = progress.add_task("produce", total=len(lines))
         try:
-            sent = asyncio.run(produce_lines(s, target, lines, rate,
-                                             lambda n: progress.advance(task, n)))
+            sent = asyncio.run(
+                produce_lines(s, target, lines, rate, lambda n: progress.advance(task, n))
+            )
         except RuntimeError as exc:
             _fail(str(exc), 1)
     err.print(f"sent {sent} records to {target}")
 
 
 @main.command()
-@click.argument("target", type=click.Choice(["results", "windows", "alerts", "dlq", "plans",
-                                              "predictions", "stats", "in"]))
+@click.argument(
+    "target",
+    type=click.Choice(
+        ["results", "windows", "alerts", "dlq", "plans", "predictions", "stats", "in"]
+    ),
+)
 @click.option("--json", "as_json", is_flag=True, help="one JSON record per line on stdout")
 @click.option("--limit", type=int, default=None, help="stop after N records")
 @click.option("--timeout", type=float, default=None, help="stop after S seconds")
 @click.option("--idle", type=float, default=None, help="stop after S seconds without a record")
-@click.option("--from-beginning/--latest", default=True, show_default=True,
-              help="start at the topic's beginning, or only show new records")
-def tail(target: str, as_json: bool, limit: int | None, timeout: float | None, idle: float | None,
-         from_beginning: bool) -> None:
+@click.option(
+    "--from-beginning/--latest",
+    default=True,
+    show_default=True,
+    help="start at the topic's beginning, or only show new records",
+)
+def tail(
+    target: str,
+    as_json: bool,
+    limit: int | None,
+    timeout: float | None,
+    idle: float | None,
+    from_beginning: bool,
+) -> None:
     """Read an output topic: rich live tables, or --json for machines."""
     from collections import deque
 
@@ -191,8 +233,14 @@ def tail(target: str, as_json: bool, limit: int | None, timeout: float | None, i
     async def run() -> int:
         n = 0
         if as_json:
-            async for rec in read_topic(s, topic, limit=limit, timeout=timeout, idle_timeout=idle,
-                                        from_beginning=from_beginning):
+            async for rec in read_topic(
+                s,
+                topic,
+                limit=limit,
+                timeout=timeout,
+                idle_timeout=idle,
+                from_beginning=from_beginning,
+            ):
                 sys.stdout.write(orjson.dumps(rec["value"]).decode() + "\n")
                 sys.stdout.flush()
                 n += 1
@@ -200,8 +248,14 @@ def tail(target: str, as_json: bool, limit: int | None, timeout: float | None, i
         rows: deque[dict] = deque(maxlen=20)
         render = TABLES.get(target)
         with Live(console=console, refresh_per_second=4) as live:
-            async for rec in read_topic(s, topic, limit=limit, timeout=timeout, idle_timeout=idle,
-                                        from_beginning=from_beginning):
+            async for rec in read_topic(
+                s,
+                topic,
+                limit=limit,
+                timeout=timeout,
+                idle_timeout=idle,
+                from_beginning=from_beginning,
+            ):
                 n += 1
                 if isinstance(rec["value"], dict):
                     rows.appendleft(rec["value"])
@@ -230,8 +284,9 @@ def _generic_table(rows: list[dict]) -> Table:
 # --- models -----------------------------------------------------------------------------
 @main.command()
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--markdown", is_flag=True, help="a Markdown table (the README's model table)")
 @click.option("--all", "include_test", is_flag=True, help="include test-only models")
-def models(as_json: bool, include_test: bool) -> None:
+def models(as_json: bool, markdown: bool, include_test: bool) -> None:
     """The model registry: task, metrics, latency, cost."""
     from models.registry import Registry
 
@@ -239,14 +294,36 @@ def models(as_json: bool, include_test: bool) -> None:
     if as_json:
         _json_out([s.model_dump(mode="json") for s in reg])
         return
+    if markdown:
+        sys.stdout.write(_models_markdown(reg))
+        return
     table = Table(title="model registry")
-    for col in ("id", "task", "kind", "backbone", "test metric", "val", "ms/item @1", "@32", "cost"):
+    for col in (
+        "id",
+        "task",
+        "kind",
+        "backbone",
+        "test metric",
+        "val",
+        "ms/item @1",
+        "@32",
+        "cost",
+    ):
         table.add_column(col)
     for s in sorted(reg, key=lambda s: (s.task, s.id)):
-        metric = next(((k, v) for k, v in s.metrics.items() if k in ("accuracy", "f1", "entity_f1")
-                       and isinstance(v, int | float)), None)
+        metric = next(
+            (
+                (k, v)
+                for k, v in s.metrics.items()
+                if k in ("accuracy", "f1", "entity_f1") and isinstance(v, int | float)
+            ),
+            None,
+        )
         table.add_row(
-            s.id, s.task, s.kind, s.backbone or "-",
+            s.id,
+            s.task,
+            s.kind,
+            s.backbone or "-",
             f"{metric[0]} {metric[1]:.3f}" if metric else "-",
             f"{s.quality:.3f}" if s.metrics else "-",
             f"{s.latency_ms['1']:.2f}" if "1" in s.latency_ms else "-",
@@ -254,6 +331,26 @@ def models(as_json: bool, include_test: bool) -> None:
             f"{s.cost:g}",
         )
     console.print(table)
+
+
+def _models_markdown(reg) -> str:
+    rows = [
+        "| model | task | kind | test set | accuracy | macro-F1 | val score | ms/item @1 | @32 | @128 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def f(v: object) -> str:
+        return f"{v:.3f}" if isinstance(v, int | float) else "-"
+
+    for s in sorted(reg, key=lambda s: (s.task, -s.quality)):
+        m, lat = s.metrics, s.latency_ms
+        acc = m.get("accuracy", m.get("entity_f1"))
+        rows.append(
+            f"| {s.id} | {s.task} | {s.kind} | {m.get('test_set', '-')} | {f(acc)} | "
+            f"{f(m.get('macro_f1'))} | {f(s.quality) if m else '-'} | "
+            f"{f(lat.get('1'))} | {f(lat.get('32'))} | {f(lat.get('128'))} |"
+        )
+    return "\n".join(rows) + "\n"
 
 
 @main.command()
@@ -304,7 +401,9 @@ def schema(out: str | None) -> None:
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     for name, sch in schemas.items():
-        (folder / f"{name}.schema.json").write_bytes(orjson.dumps(sch, option=orjson.OPT_INDENT_2) + b"\n")
+        (folder / f"{name}.schema.json").write_bytes(
+            orjson.dumps(sch, option=orjson.OPT_INDENT_2) + b"\n"
+        )
     console.print(f"wrote {len(schemas)} schemas to {folder}")
 
 

@@ -40,8 +40,12 @@ async def produce_lines(
 ) -> int:
     """Send each non-empty line as one record; ``rate`` caps records per second."""
     producer = AIOKafkaProducer(
-        **settings.client_kwargs(), acks="all", enable_idempotence=True,
-        linger_ms=settings.linger_ms, max_batch_size=256 * 1024, max_request_size=16 * 1024 * 1024,
+        **settings.client_kwargs(),
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=settings.linger_ms,
+        max_batch_size=256 * 1024,
+        max_request_size=16 * 1024 * 1024,
     )
     await producer.start()
     sent = 0
@@ -118,9 +122,13 @@ async def read_topic(
             for recs in got.values():
                 for rec in recs:
                     last = time.monotonic()
-                    yield {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset,
-                           "key": rec.key.decode("utf-8", "replace") if rec.key else None,
-                           "value": _decode(rec.value)}
+                    yield {
+                        "topic": rec.topic,
+                        "partition": rec.partition,
+                        "offset": rec.offset,
+                        "key": rec.key.decode("utf-8", "replace") if rec.key else None,
+                        "value": _decode(rec.value),
+                    }
                     count += 1
                     if limit is not None and count >= limit:
                         return
@@ -135,7 +143,7 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicParti
         parts = consumer.partitions_for_topic(topic)
         if parts:
             return [TopicPartition(topic, p) for p in sorted(parts)]
-        await consumer._client.force_metadata_update()  # noqa: SLF001 - no public refresh
+        await consumer._client.force_metadata_update()
         await asyncio.sleep(0.1)
     raise RuntimeError(
         f"topic {topic!r} does not exist on the broker; start a worker or `streamfuse up` "

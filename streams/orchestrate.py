@@ -41,7 +41,10 @@ class Workers:
         log = open(self.log_dir / f"worker-{name}.log", "ab")  # noqa: SIM115 - child owns it
         proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker", "--roles", roles],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=os.environ.copy(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=os.environ.copy(),
         )
         log.close()
         self.procs.append(proc)
@@ -81,7 +84,12 @@ def demo_lines(data_dir: Path) -> list[bytes]:
 
 async def _watch(settings: Settings, view: DemoView, ready: asyncio.Event) -> None:
     topics = get_topics(settings)
-    kinds = {"results": topics.results, "dlq": topics.dlq, "alerts": topics.alerts, "windows": topics.windows}
+    kinds = {
+        "results": topics.results,
+        "dlq": topics.dlq,
+        "alerts": topics.alerts,
+        "windows": topics.windows,
+    }
     events = {k: asyncio.Event() for k in kinds}
 
     async def follow(kind: str, topic: str) -> None:
@@ -99,15 +107,23 @@ async def _watch(settings: Settings, view: DemoView, ready: asyncio.Event) -> No
             t.cancel()
 
 
-async def run_demo(settings: Settings, workers: Workers, console: Console, rate: float,
-                   timeout: float, linger: float) -> bool:
+async def run_demo(
+    settings: Settings,
+    workers: Workers,
+    console: Console,
+    rate: float,
+    timeout: float,
+    linger: float,
+) -> bool:
     """Replay the demo feeds through the pipeline with a live view; True if all accounted."""
     lines = demo_lines(settings.data_path)
     view = DemoView(expected=len(lines))
     ready = asyncio.Event()
     watcher = asyncio.create_task(_watch(settings, view, ready))
     await ready.wait()
-    producer = asyncio.create_task(produce_lines(settings, get_topics(settings).input, lines, rate=rate))
+    producer = asyncio.create_task(
+        produce_lines(settings, get_topics(settings).input, lines, rate=rate)
+    )
     start = time.monotonic()
     done_at: float | None = None
     with Live(view.render(), console=console, refresh_per_second=4, transient=False) as live:
@@ -115,8 +131,7 @@ async def run_demo(settings: Settings, workers: Workers, console: Console, rate:
             await asyncio.sleep(0.25)
             live.update(view.render())
             if workers.dead():
-                console.print("[red]a worker exited; see the logs under "
-                              f"{workers.log_dir}[/]")
+                console.print(f"[red]a worker exited; see the logs under {workers.log_dir}[/]")
                 break
             if view.accounted >= view.expected and done_at is None:
                 done_at = time.monotonic()
@@ -129,16 +144,28 @@ async def run_demo(settings: Settings, workers: Workers, console: Console, rate:
     console.print(view.summary())
     ok = view.accounted >= view.expected
     if ok:
-        console.print(f"[green]all {view.expected} messages accounted for: "
-                      f"{view.n_results} results, {view.n_dlq} dead letters[/]")
+        console.print(
+            f"[green]all {view.expected} messages accounted for: "
+            f"{view.n_results} results, {view.n_dlq} dead letters[/]"
+        )
     else:
-        console.print(f"[red]only {view.accounted} of {view.expected} messages accounted for "
-                      f"within {timeout:.0f}s[/]")
+        console.print(
+            f"[red]only {view.accounted} of {view.expected} messages accounted for "
+            f"within {timeout:.0f}s[/]"
+        )
     return ok
 
 
-def up(settings: Settings, *, demo: bool, layout: list[str], rate: float, timeout: float,
-       linger: float, console: Console) -> int:
+def up(
+    settings: Settings,
+    *,
+    demo: bool,
+    layout: list[str],
+    rate: float,
+    timeout: float,
+    linger: float,
+    console: Console,
+) -> int:
     """Run everything; with ``demo``, replay the feeds and exit, else run until Ctrl-C."""
     started_broker = False
     if settings.embedded and broker.read_pid(settings) is None:
@@ -151,8 +178,9 @@ def up(settings: Settings, *, demo: bool, layout: list[str], rate: float, timeou
     try:
         for roles in layout:
             workers.start(settings, roles)
-        console.print(f"started {len(layout)} workers: {', '.join(layout)} "
-                      f"(logs in {workers.log_dir})")
+        console.print(
+            f"started {len(layout)} workers: {', '.join(layout)} (logs in {workers.log_dir})"
+        )
         if demo:
             ok = asyncio.run(run_demo(settings, workers, console, rate, timeout, linger))
             return 0 if ok else 1

@@ -86,7 +86,9 @@ class Settings(BaseSettings):
     uncertain_below: float = Field(
         default=0.5, description="fused confidence under which a label is flagged uncertain"
     )
-    stats_interval_s: float = Field(default=1.0, description="infer workers publish load this often")
+    stats_interval_s: float = Field(
+        default=1.0, description="infer workers publish load this often"
+    )
     data_dir: Path = Field(
         default=REPO_ROOT.parent / "shared" / "data", description="labelled data sets"
     )

@@ -10,8 +10,13 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-SENTIMENT_STYLE = {"positive": "green", "negative": "red", "neutral": "yellow", "bullish": "green",
-                   "bearish": "red"}
+SENTIMENT_STYLE = {
+    "positive": "green",
+    "negative": "red",
+    "neutral": "yellow",
+    "bullish": "green",
+    "bearish": "red",
+}
 
 
 def _task_summary(outputs: dict[str, Any]) -> Text:
@@ -56,8 +61,14 @@ def results_table(rows: list[dict[str, Any]], title: str = "latest results") -> 
             flags.append("[magenta]partial[/]")
         if r.get("unserved"):
             flags.append(f"[yellow]unserved:{r.get('lang')}[/]")
-        table.add_row(str(r.get("id", ""))[:12], r.get("source", ""), r.get("text", ""),
-                      _task_summary(r.get("outputs", {})), _models(r.get("outputs", {})), " ".join(flags))
+        table.add_row(
+            str(r.get("id", ""))[:12],
+            r.get("source", ""),
+            r.get("text", ""),
+            _task_summary(r.get("outputs", {})),
+            _models(r.get("outputs", {})),
+            " ".join(flags),
+        )
     return table
 
 
@@ -78,8 +89,12 @@ def alerts_table(rows: list[dict[str, Any]]) -> Table:
     table.add_column("message", ratio=4)
     table.add_column("evidence", justify="right")
     for r in rows:
-        table.add_row(r.get("rule", ""), f"{r.get('dimension')}:{r.get('key')}", r.get("message", ""),
-                      str(len(r.get("evidence", []))))
+        table.add_row(
+            r.get("rule", ""),
+            f"{r.get('dimension')}:{r.get('key')}",
+            r.get("message", ""),
+            str(len(r.get("evidence", []))),
+        )
     return table
 
 
@@ -90,13 +105,23 @@ def windows_table(rows: list[dict[str, Any]]) -> Table:
     for r in rows:
         mean = r.get("sentiment_mean")
         tops = r.get("top_intents") or r.get("top_entities") or []
-        table.add_row(r.get("dimension", ""), r.get("key", ""), r.get("window", ""), str(r.get("count")),
-                      "-" if mean is None else f"{mean:+.2f}",
-                      ", ".join(f"{k}({n})" for k, n in tops[:3]))
+        table.add_row(
+            r.get("dimension", ""),
+            r.get("key", ""),
+            r.get("window", ""),
+            str(r.get("count")),
+            "-" if mean is None else f"{mean:+.2f}",
+            ", ".join(f"{k}({n})" for k, n in tops[:3]),
+        )
     return table
 
 
-TABLES = {"results": results_table, "dlq": dlq_table, "alerts": alerts_table, "windows": windows_table}
+TABLES = {
+    "results": results_table,
+    "dlq": dlq_table,
+    "alerts": alerts_table,
+    "windows": windows_table,
+}
 
 
 class DemoView:
@@ -162,13 +187,24 @@ class DemoView:
         table = Table(title="demo summary")
         table.add_column("what")
         table.add_column("count", justify="right")
-        for what, n in [("messages sent", self.expected), ("results", self.n_results),
-                        ("dead letters", self.n_dlq), ("partial results", self.n_partial),
-                        ("duplicate results dropped by the viewer", self.duplicates),
-                        ("windows", self.n_windows), ("alerts", self.n_alerts)]:
+        for what, n in [
+            ("messages sent", self.expected),
+            ("results", self.n_results),
+            ("dead letters", self.n_dlq),
+            ("partial results", self.n_partial),
+            ("duplicate results dropped by the viewer", self.duplicates),
+            ("windows", self.n_windows),
+            ("alerts", self.n_alerts),
+        ]:
             table.add_row(what, str(n))
         for model, n in self.models.most_common():
             table.add_row(f"predictions from {model}", str(n))
-        for label, n in sorted(self.labels.items()):
-            table.add_row(label, str(n))
+        by_task: dict[str, list[tuple[str, int]]] = {}
+        for label, n in self.labels.most_common():
+            by_task.setdefault(label.split("=", 1)[0], []).append((label, n))
+        for labels in by_task.values():
+            for label, n in labels[:6]:
+                table.add_row(label, str(n))
+            if len(labels) > 6:
+                table.add_row(f"{labels[0][0].split('=')[0]}: {len(labels) - 6} more labels", "")
         return table

@@ -44,11 +44,17 @@ class Env:
     prefix: str
     vars: dict[str, str] = field(default_factory=dict)
 
-    def cli(self, *args: str, input: bytes | None = None, timeout: float = 180) -> subprocess.CompletedProcess[bytes]:
+    def cli(
+        self, *args: str, input: bytes | None = None, timeout: float = 180
+    ) -> subprocess.CompletedProcess[bytes]:
         """Run `streamfuse ARGS` and return the completed process (raises on failure)."""
         proc = subprocess.run(
             [sys.executable, "-m", "streams.cli", *args],
-            env=self.vars, input=input, capture_output=True, timeout=timeout, cwd=REPO,
+            env=self.vars,
+            input=input,
+            capture_output=True,
+            timeout=timeout,
+            cwd=REPO,
         )
         if proc.returncode != 0:
             raise AssertionError(
@@ -56,8 +62,14 @@ class Env:
             )
         return proc
 
-    def tail_json(self, target: str, *, limit: int | None = None, timeout: float = 120,
-                  idle: float | None = None) -> list[dict]:
+    def tail_json(
+        self,
+        target: str,
+        *,
+        limit: int | None = None,
+        timeout: float = 120,
+        idle: float | None = None,
+    ) -> list[dict]:
         args = ["tail", target, "--json", "--timeout", str(timeout)]
         if limit is not None:
             args += ["--limit", str(limit)]
@@ -113,7 +125,10 @@ def start_worker(env: Env, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
         with open(log, "wb") as fh:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "streams.cli", "worker", "--roles", roles],
-                env={**env.vars, **(extra_env or {})}, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO,
+                env={**env.vars, **(extra_env or {})},
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
             )
         w = Worker(proc, log)
         workers.append(w)

@@ -17,11 +17,20 @@ pytestmark = pytest.mark.integration
 def test_second_worker_joins_without_losing_a_message(env: Env, start_worker, tmp_path: Path):
     n = 600
     feed = tmp_path / "feed.jsonl"
-    feed.write_bytes(b"\n".join(
-        orjson.dumps({"id": f"m-{i:04d}", "text": f"Order {i}: the card payment failed again, please help",
-                      "source": "support-chat", "key": f"conv-{i % 37}"})
-        for i in range(n)
-    ) + b"\n")
+    feed.write_bytes(
+        b"\n".join(
+            orjson.dumps(
+                {
+                    "id": f"m-{i:04d}",
+                    "text": f"Order {i}: the card payment failed again, please help",
+                    "source": "support-chat",
+                    "key": f"conv-{i % 37}",
+                }
+            )
+            for i in range(n)
+        )
+        + b"\n"
+    )
     first = start_worker("recognize,infer,fuse,monitor")
     producer = threading.Thread(target=env.cli, args=("produce", str(feed), "--rate", "60"))
     producer.start()

@@ -6,9 +6,18 @@ MIN = 60_000
 
 
 def window(start: int, count: int, mean: float | None, key: str = "BA") -> WindowStats:
-    return WindowStats(dimension="entity", key=key, window="tumbling", start_ms=start,
-                       end_ms=start + MIN, count=count, sentiment_mean=mean,
-                       sentiment_n=count if mean is not None else 0, message_ids=[f"id{start}"], ts=0)
+    return WindowStats(
+        dimension="entity",
+        key=key,
+        window="tumbling",
+        start_ms=start,
+        end_ms=start + MIN,
+        count=count,
+        sentiment_mean=mean,
+        sentiment_n=count if mean is not None else 0,
+        message_ids=[f"id{start}"],
+        ts=0,
+    )
 
 
 def engine() -> AlertEngine:
@@ -17,7 +26,9 @@ def engine() -> AlertEngine:
 
 def test_calm_stream_raises_nothing():
     e = engine()
-    alerts = [a for i in range(12) for a in e.on_window(window(i * MIN, 6, 0.1 if i % 2 else 0.0), 0)]
+    alerts = [
+        a for i in range(12) for a in e.on_window(window(i * MIN, 6, 0.1 if i % 2 else 0.0), 0)
+    ]
     assert alerts == []
 
 
@@ -44,7 +55,20 @@ def test_gaps_count_as_zero_volume():
 
 def test_escalation_after_three_negative_turns():
     e = engine()
-    turns = [result(f"t{i}", i, source="support-chat", key="conv-9", intent="card_lost",
-                    sentiment="negative") for i in range(4)]
+    turns = [
+        result(
+            f"t{i}",
+            i,
+            source="support-chat",
+            key="conv-9",
+            intent="card_lost",
+            sentiment="negative",
+        )
+        for i in range(4)
+    ]
     fired = [a for t in turns for a in e.on_result(t, 0)]
-    assert len(fired) == 1 and fired[0].rule == "escalation" and fired[0].evidence == ["t0", "t1", "t2"]
+    assert (
+        len(fired) == 1
+        and fired[0].rule == "escalation"
+        and fired[0].evidence == ["t0", "t1", "t2"]
+    )

@@ -8,8 +8,15 @@ from streams.settings import Settings
 
 
 def spec(mid: str, task: str, q: float, ms: float, langs=("en",)) -> ModelSpec:
-    return ModelSpec(id=mid, task=task, kind="test", adapter="test", languages=list(langs),
-                     metrics={"val_macro_f1": q}, latency_ms={"32": ms})
+    return ModelSpec(
+        id=mid,
+        task=task,
+        kind="test",
+        adapter="test",
+        languages=list(langs),
+        metrics={"val_macro_f1": q},
+        latency_ms={"32": ms},
+    )
 
 
 class FakeDomain:
@@ -19,20 +26,30 @@ class FakeDomain:
         return [ModelOutput("financial" if "$" in t else "support", 0.9) for t in texts]
 
 
-REG = Registry([
-    spec("lex", "fin_sentiment", 0.55, 0.05), spec("head", "fin_sentiment", 0.84, 1.0),
-    spec("lin", "fin_sentiment", 0.78, 0.1), spec("tick", "entities", 0.9, 0.05),
-    spec("int", "intent", 0.9, 1.0), spec("sent", "sentiment", 0.85, 1.0),
-])
+REG = Registry(
+    [
+        spec("lex", "fin_sentiment", 0.55, 0.05),
+        spec("head", "fin_sentiment", 0.84, 1.0),
+        spec("lin", "fin_sentiment", 0.78, 0.1),
+        spec("tick", "entities", 0.9, 0.05),
+        spec("int", "intent", 0.9, 1.0),
+        spec("sent", "sentiment", 0.85, 1.0),
+    ]
+)
 
 
 def planner(**overrides) -> Planner:
-    return Planner(REG, Settings(source_tasks={"newswire": ["fin_sentiment", "entities"]}, **overrides),
-                   FakeDomain())
+    return Planner(
+        REG,
+        Settings(source_tasks={"newswire": ["fin_sentiment", "entities"]}, **overrides),
+        FakeDomain(),
+    )
 
 
 def test_source_default_tasks_and_ensemble():
-    (p,) = planner().plan_batch([(InputMessage(text="Apple beats estimates", source="newswire"), "m")], {}, 0)
+    (p,) = planner().plan_batch(
+        [(InputMessage(text="Apple beats estimates", source="newswire"), "m")], {}, 0
+    )
     assert p.plan.task_source == "source-default"
     fin = next(t for t in p.plan.tasks if t.task == "fin_sentiment")
     assert fin.models[0] == "head" and "lin" in fin.models and "lex" not in fin.models
@@ -42,21 +59,44 @@ def test_source_default_tasks_and_ensemble():
 
 def test_classifier_decides_when_nothing_is_said():
     (fin, chat) = planner().plan_batch(
-        [(InputMessage(text="$TSLA to the moon", source="x"), "a"),
-         (InputMessage(text="my card was stolen", source="x"), "b")], {}, 0)
-    assert fin.plan.domain == "financial" and {t.task for t in fin.plan.tasks} == {"fin_sentiment", "entities"}
-    assert chat.plan.domain == "support" and {t.task for t in chat.plan.tasks} == {"intent", "sentiment"}
+        [
+            (InputMessage(text="$TSLA to the moon", source="x"), "a"),
+            (InputMessage(text="my card was stolen", source="x"), "b"),
+        ],
+        {},
+        0,
+    )
+    assert fin.plan.domain == "financial" and {t.task for t in fin.plan.tasks} == {
+        "fin_sentiment",
+        "entities",
+    }
+    assert chat.plan.domain == "support" and {t.task for t in chat.plan.tasks} == {
+        "intent",
+        "sentiment",
+    }
 
 
 def test_explicit_tasks_win_and_missing_models_are_unserved():
-    (p,) = planner().plan_batch([(InputMessage(text="ok then", source="newswire", tasks=["toxicity"]), "m")], {}, 0)
+    (p,) = planner().plan_batch(
+        [(InputMessage(text="ok then", source="newswire", tasks=["toxicity"]), "m")], {}, 0
+    )
     assert p.plan.tasks == [] and p.plan.unserved[0].task == "toxicity"
 
 
 def test_unsupported_language_is_said_not_dropped():
     (p,) = planner().plan_batch(
-        [(InputMessage(text="Die Aktie von Apple fällt nach schwachen Zahlen deutlich", source="newswire"), "m")],
-        {}, 0)
+        [
+            (
+                InputMessage(
+                    text="Die Aktie von Apple fällt nach schwachen Zahlen deutlich",
+                    source="newswire",
+                ),
+                "m",
+            )
+        ],
+        {},
+        0,
+    )
     assert p.plan.lang == "de" and p.plan.tasks == []
     assert all("language 'de'" in u.reason for u in p.plan.unserved)
 

@@ -4,8 +4,10 @@ from tests.unit.agents.factories import plan, pred
 
 def test_fused_result_records_models_weights_and_agreement():
     p = plan()
-    preds = {("sentiment", "a"): pred(model="a", label="positive", p=0.9),
-             ("sentiment", "b"): pred(model="b", label="negative", p=0.6)}
+    preds = {
+        ("sentiment", "a"): pred(model="a", label="positive", p=0.9),
+        ("sentiment", "b"): pred(model="b", label="negative", p=0.6),
+    }
     r = build_result(p, preds, 50, partial=False, uncertain_below=0.5)
     out = r.outputs["sentiment"]
     assert out.label == "positive"
@@ -16,8 +18,10 @@ def test_fused_result_records_models_weights_and_agreement():
 
 def test_partial_result_names_missing_models_and_errors_do_not_vote():
     p = plan(models=("a", "b", "c"))
-    preds = {("sentiment", "a"): pred(model="a", label="negative", p=0.7),
-             ("sentiment", "b"): pred(model="b", error="model error: boom")}
+    preds = {
+        ("sentiment", "a"): pred(model="a", label="negative", p=0.7),
+        ("sentiment", "b"): pred(model="b", error="model error: boom"),
+    }
     r = build_result(p, preds, 50, partial=True, uncertain_below=0.5)
     out = r.outputs["sentiment"]
     assert r.partial and r.missing == ["sentiment:c"]

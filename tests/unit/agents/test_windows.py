@@ -11,7 +11,10 @@ def test_window_starts_tumbling_and_hopping():
 def test_windows_close_on_the_watermark_with_stats():
     store = WindowStore(size_s=60, hop_s=60, grace_s=5)
     for i in range(4):
-        store.add(result(f"m{i}", 1_000 + i, sentiment="negative" if i else "positive", entities=("BA",)), 0)
+        store.add(
+            result(f"m{i}", 1_000 + i, sentiment="negative" if i else "positive", entities=("BA",)),
+            0,
+        )
     assert store.close_due(0) == []
     store.add(result("late-enough", 70_000), 0)  # watermark 65 s passes the first window
     closed = {(c.stats.dimension, c.stats.key): c.stats for c in store.close_due(0)}

@@ -13,7 +13,10 @@ def test_weighted_vote_averages_distributions_by_weight():
 
 
 def test_weighted_vote_flags_uncertainty():
-    votes = [Vote("a", 0.5, "x", probs={"x": 0.5, "y": 0.5}), Vote("b", 0.5, "y", probs={"x": 0.45, "y": 0.55})]
+    votes = [
+        Vote("a", 0.5, "x", probs={"x": 0.5, "y": 0.5}),
+        Vote("b", 0.5, "y", probs={"x": 0.45, "y": 0.55}),
+    ]
     assert weighted_vote(votes, uncertain_below=0.6).uncertain
 
 
@@ -30,7 +33,8 @@ def test_empty_votes_are_uncertain():
 
 def test_span_vote_keeps_agreed_spans_and_drops_lonely_ones():
     spans = [
-        Span("a", 1, 0, 5, "ORG", "Apple"), Span("b", 1, 0, 5, "ORG", "Apple"),
+        Span("a", 1, 0, 5, "ORG", "Apple"),
+        Span("b", 1, 0, 5, "ORG", "Apple"),
         Span("a", 1, 10, 15, "PER", "Cook"),
         Span("c", 1, 20, 24, "TICKER", "AAPL", key="AAPL"),
     ]

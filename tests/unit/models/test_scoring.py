@@ -6,8 +6,13 @@ from models.scoring import Load, allocate, estimate_ms
 
 def spec(mid: str, quality: float, ms_per_item: float, cost: float = 1.0) -> ModelSpec:
     return ModelSpec(
-        id=mid, task="t", kind="test", adapter="test", metrics={"val_macro_f1": quality},
-        latency_ms={"1": ms_per_item * 2, "32": ms_per_item}, cost=cost,
+        id=mid,
+        task="t",
+        kind="test",
+        adapter="test",
+        metrics={"val_macro_f1": quality},
+        latency_ms={"1": ms_per_item * 2, "32": ms_per_item},
+        cost=cost,
     )
 
 
