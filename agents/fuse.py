@@ -17,6 +17,7 @@ from agents.join import Done, Joiner
 from agents.results import build_result
 from agents.validate import Where, dead_letter
 from models.registry import Registry
+from streams import metrics
 from streams.app import Outgoing, StreamApp
 from streams.codec import dumps, key_bytes, loads
 from streams.offsets import OffsetTracker
@@ -43,6 +44,7 @@ def emit(
             labels_of=labels_of,
         )
         out.append(Outgoing(app.topics.results, dumps(result), key_bytes(result.id)))
+        metrics.result(result.partial, result.latency_ms.get("recognize_to_fuse"))
     return out
 
 
@@ -69,6 +71,7 @@ async def run(app: StreamApp, registry: Registry) -> None:
     )
     last_commit = 0.0
     async for batch in app.batches(consumer, s.batch_max * 4, s.batch_wait_ms * 5):
+        t0 = time.perf_counter()
         now_ms = int(time.time() * 1000)
         dlq: list[Outgoing] = []
         for rec in batch:
@@ -97,3 +100,5 @@ async def run(app: StreamApp, registry: Registry) -> None:
             if await app.commit(consumer, commits):
                 tracker.mark_committed(commits)
             last_commit = time.monotonic()
+        metrics.stage_batch("fuse", len(batch), time.perf_counter() - t0)
+        metrics.published("fuse", dlq, app.topics)

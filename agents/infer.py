@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from agents.validate import Where, dead_letter
 from models.base import Adapter, ModelOutput
 from models.registry import ModelSpec
+from streams import metrics
 from streams.app import Outgoing, StreamApp
 from streams.codec import dumps, key_bytes, loads
 from streams.records import EntityOut, ModelLoad, Prediction, Subtask
@@ -134,9 +135,12 @@ class ModelServer:
             async for batch in self.app.batches(consumer, s.batch_max, s.batch_wait_ms):
                 if not batch:
                     continue
+                t0 = time.perf_counter()
                 out = await self.handle(batch)
                 await self.app.publish(out)
                 await self.app.commit_batch(consumer, batch)
+                metrics.stage_batch("infer", len(batch), time.perf_counter() - t0, self.spec.id)
+                metrics.published("infer", out, self.topics)
         finally:
             reporter.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -167,6 +171,7 @@ class ModelServer:
         preds: list[Prediction] = error_predictions(
             expired, "expired: deadline passed before the model ran", worker
         )
+        metrics.model_error(self.spec.id, "expired", len(expired))
         if live:
             # Length-sorted batches pad less; the adapter keeps input order.
             texts = [st.text for st in live]
@@ -184,15 +189,18 @@ class ModelServer:
                     )
                 elapsed = (time.perf_counter() - t0) * 1000
                 self.meter.observe(len(live), elapsed)
+                metrics.model_batch(self.spec.id, len(live), elapsed / 1000)
                 preds += to_predictions(
                     live, outputs, worker=worker, model_ms=elapsed, started_ms=started
                 )
             except TimeoutError:
                 self.meter.errors += len(live)
+                metrics.model_error(self.spec.id, "timeout", len(live))
                 log.error("model %s timed out after %.0fs", self.spec.id, MODEL_TIMEOUT_S)
                 preds += error_predictions(live, f"timeout after {MODEL_TIMEOUT_S:.0f}s", worker)
             except Exception as exc:
                 self.meter.errors += len(live)
+                metrics.model_error(self.spec.id, "error", len(live))
                 log.exception("model %s failed on a batch of %d", self.spec.id, len(live))
                 preds += error_predictions(
                     live, f"model error: {type(exc).__name__}: {exc}", worker
@@ -218,6 +226,7 @@ class ModelServer:
                     errors=self.meter.errors,
                     ts=int(time.time() * 1000),
                 )
+                metrics.model_lag(self.spec.id, load.lag)
                 await self.app.publish(
                     [Outgoing(self.topics.stats, dumps(load), key_bytes(self.spec.id))]
                 )

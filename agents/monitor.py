@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from agents.alerts import AlertEngine, AlertRules
 from agents.windows import WindowStore
+from streams import metrics
 from streams.app import Outgoing, StreamApp
 from streams.codec import dumps, key_bytes, loads
 from streams.offsets import OffsetTracker
@@ -44,6 +45,7 @@ async def run(app: StreamApp, rules: AlertRules | None = None) -> None:
     )
     last_commit = 0.0
     async for batch in app.batches(consumer, s.batch_max * 4, 200):
+        t0 = time.perf_counter()
         wall = int(time.time() * 1000)
         out: list[Outgoing] = []
         for rec in batch:
@@ -85,3 +87,5 @@ async def run(app: StreamApp, rules: AlertRules | None = None) -> None:
             if await app.commit(consumer, commits):
                 tracker.mark_committed(commits)
             last_commit = time.monotonic()
+        metrics.stage_batch("monitor", len(batch), time.perf_counter() - t0)
+        metrics.published("monitor", out, app.topics)

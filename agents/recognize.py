@@ -18,6 +18,7 @@ from agents.validate import Where, dead_letter, parse_input
 from models.adapters import build_adapter
 from models.registry import Registry
 from models.scoring import Load
+from streams import metrics
 from streams.app import Outgoing, StreamApp
 from streams.codec import dumps, key_bytes
 from streams.records import DeadLetter, InputMessage
@@ -87,6 +88,7 @@ async def run(app: StreamApp, registry: Registry) -> None:
         async for batch in app.batches(consumer, s.batch_max, s.batch_wait_ms):
             if not batch:
                 continue
+            t0 = time.perf_counter()
             raws = [Raw(r.value, r.topic, r.partition, r.offset) for r in batch]
             now_ms = int(time.time() * 1000)
             out = await asyncio.to_thread(
@@ -94,6 +96,8 @@ async def run(app: StreamApp, registry: Registry) -> None:
             )
             await app.publish(out)
             await app.commit_batch(consumer, batch)
+            metrics.stage_batch("recognize", len(batch), time.perf_counter() - t0)
+            metrics.published("recognize", out, app.topics)
     finally:
         follower.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -1,4 +1,5 @@
-"""One worker process running any set of roles: recognize, infer[:ids], fuse, monitor."""
+"""One worker process running any set of roles: recognize, infer[:ids], fuse, monitor,
+dashboard."""
 
 from __future__ import annotations
 
@@ -6,14 +7,16 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from dataclasses import dataclass, field
 
 from streams.admin import all_topics, ensure_topics
-from streams.app import StreamApp
+from streams.app import StreamApp, current_role
+from streams.metrics import start_metrics_server
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
-ROLES = ("recognize", "infer", "fuse", "monitor")
+ROLES = ("recognize", "infer", "fuse", "monitor", "dashboard")
 
 
 @dataclass(slots=True)
@@ -40,9 +43,7 @@ def parse_roles(text: str) -> RoleSpec:
         elif in_models and spec.models is not None:
             spec.models.append(raw)
         else:
-            raise ValueError(
-                f"unknown role {raw!r}; roles are {', '.join(ROLES)} (infer:MODEL,...)"
-            )
+            raise ValueError(f"unknown role {raw!r}; roles are {', '.join(ROLES)} (infer:MODEL,...)")
     if not spec.roles:
         raise ValueError(f"no roles given; choose from {', '.join(ROLES)}")
     return spec
@@ -54,17 +55,22 @@ async def run_worker(settings: Settings, spec: RoleSpec, worker: str | None = No
 
     registry = Registry.load(include_test=bool(spec.models))
     app = StreamApp(settings, worker)
-    await ensure_topics(settings, all_topics(app.topics, [m.id for m in registry]))
-    await app.start()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, app.stopping.set)
+    # The broker may be down (restarting) when a worker starts: wait for it, don't die.
+    await _retry(app, "connect", lambda: _connect(app, registry))
+    metrics_server = start_metrics_server(settings)
     tasks: list[asyncio.Task[None]] = []
     try:
         if "recognize" in spec.roles:
             from agents import recognize
 
-            tasks.append(asyncio.create_task(recognize.run(app, registry), name="recognize"))
+            tasks.append(
+                asyncio.create_task(
+                    _supervise(app, "recognize", lambda: recognize.run(app, registry)), name="recognize"
+                )
+            )
         if "infer" in spec.roles:
             from agents import infer
             from models.adapters import build_adapter
@@ -76,15 +82,31 @@ async def run_worker(settings: Settings, spec: RoleSpec, worker: str | None = No
             )
             adapters = {s.id: build_adapter(s) for s in specs}
             log.info("serving models: %s", ", ".join(adapters))
-            tasks.append(asyncio.create_task(infer.run(app, specs, adapters), name="infer"))
+            tasks.append(
+                asyncio.create_task(
+                    _supervise(app, "infer", lambda: infer.run(app, specs, adapters)), name="infer"
+                )
+            )
         if "fuse" in spec.roles:
             from agents import fuse
 
-            tasks.append(asyncio.create_task(fuse.run(app, registry), name="fuse"))
+            tasks.append(
+                asyncio.create_task(_supervise(app, "fuse", lambda: fuse.run(app, registry)), name="fuse")
+            )
         if "monitor" in spec.roles:
             from agents import monitor
 
-            tasks.append(asyncio.create_task(monitor.run(app), name="monitor"))
+            tasks.append(
+                asyncio.create_task(_supervise(app, "monitor", lambda: monitor.run(app)), name="monitor")
+            )
+        if "dashboard" in spec.roles:
+            from agents import dashboard
+
+            tasks.append(
+                asyncio.create_task(
+                    _supervise(app, "dashboard", lambda: dashboard.run(app)), name="dashboard"
+                )
+            )
         log.info("worker %s running roles: %s", app.worker, ", ".join(spec.roles))
         stop_wait = asyncio.create_task(app.stopping.wait())
         done, _ = await asyncio.wait([*tasks, stop_wait], return_when=asyncio.FIRST_COMPLETED)
@@ -101,4 +123,48 @@ async def run_worker(settings: Settings, spec: RoleSpec, worker: str | None = No
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         await app.stop()
+        if metrics_server is not None:
+            metrics_server.shutdown()
         log.info("worker %s stopped", app.worker)
+
+
+async def _connect(app: StreamApp, registry) -> None:
+    await ensure_topics(app.settings, all_topics(app.topics, [m.id for m in registry]))
+    if not app.started:
+        await app.start()
+
+
+async def _retry(app: StreamApp, what: str, attempt) -> None:
+    delay = 0.5
+    while not app.stopping.is_set():
+        try:
+            await attempt()
+            return
+        except Exception as exc:
+            log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+async def _supervise(app: StreamApp, name: str, factory) -> None:
+    """Run a role; if it fails (broker gone, a bug on one batch), restart it with backoff.
+
+    Its uncommitted records are redelivered to the restarted loop: nothing is lost, and a
+    worker process never dies of a transient fault.
+    """
+    delay = 0.5
+    while not app.stopping.is_set():
+        started = time.monotonic()
+        token = current_role.set(name)
+        try:
+            await factory()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("role %s failed; restarting in %.1fs", name, delay)
+            await app.close_consumers(name)
+            await asyncio.sleep(delay)
+            delay = 0.5 if time.monotonic() - started > 60 else min(delay * 2, 10.0)
+        finally:
+            current_role.reset(token)

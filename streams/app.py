@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import socket
@@ -32,6 +33,9 @@ from streams.settings import Settings, get_settings
 from streams.topics import Topics, get_topics
 
 log = logging.getLogger(__name__)
+# The role whose code is running (set by the worker's supervisor): consumers are tagged with
+# it so that a failed role's consumers can be closed before the role restarts.
+current_role: contextvars.ContextVar[str] = contextvars.ContextVar("current_role", default="")
 
 
 @dataclass(slots=True, frozen=True)
@@ -74,11 +78,11 @@ class StreamApp:
         self.worker = worker or f"{socket.gethostname()}-{os.getpid()}"
         self.stopping = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
-        self._consumers: list[AIOKafkaConsumer] = []
+        self._consumers: list[tuple[str, AIOKafkaConsumer]] = []
 
     # --- lifecycle ------------------------------------------------------------------
     async def start(self) -> None:
-        self._producer = AIOKafkaProducer(
+        producer = AIOKafkaProducer(
             **self.settings.client_kwargs(),
             client_id=f"streamfuse-{self.worker}",
             acks="all",
@@ -87,11 +91,16 @@ class StreamApp:
             max_batch_size=256 * 1024,
             request_timeout_ms=30_000,
         )
-        await self._producer.start()
+        await producer.start()  # raises while the broker is unreachable; retried by the worker
+        self._producer = producer
+
+    @property
+    def started(self) -> bool:
+        return self._producer is not None
 
     async def stop(self) -> None:
         self.stopping.set()
-        for consumer in self._consumers:
+        for _, consumer in self._consumers:
             with contextlib.suppress(Exception):
                 await consumer.stop()
         self._consumers.clear()
@@ -146,8 +155,19 @@ class StreamApp:
             consumer.subscribe(list(topics))
         else:
             consumer.subscribe(list(topics), listener=_Listener(on_revoked, on_assigned))
-        self._consumers.append(consumer)
+        self._consumers.append((current_role.get(), consumer))
         return consumer
+
+    async def close_consumers(self, role: str) -> None:
+        """Stop the consumers a role opened (before the supervisor restarts it)."""
+        keep = []
+        for owner, consumer in self._consumers:
+            if owner == role:
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+            else:
+                keep.append((owner, consumer))
+        self._consumers = keep
 
     async def batches(
         self, consumer: AIOKafkaConsumer, max_records: int, wait_ms: int
@@ -171,11 +191,7 @@ class StreamApp:
         if not offsets:
             return True
         assigned = consumer.assignment()
-        tps = {
-            TopicPartition(t, p): o
-            for (t, p), o in offsets.items()
-            if TopicPartition(t, p) in assigned
-        }
+        tps = {TopicPartition(t, p): o for (t, p), o in offsets.items() if TopicPartition(t, p) in assigned}
         if not tps:
             return False
         try:
@@ -187,9 +203,7 @@ class StreamApp:
             log.warning("commit failed (%s); records will be redelivered", exc)
             return False
 
-    async def commit_batch(
-        self, consumer: AIOKafkaConsumer, batch: Iterable[ConsumerRecord]
-    ) -> bool:
+    async def commit_batch(self, consumer: AIOKafkaConsumer, batch: Iterable[ConsumerRecord]) -> bool:
         """Commit one past the last offset of every partition in the batch."""
         offsets: dict[tuple[str, int], int] = {}
         for rec in batch:

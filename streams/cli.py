@@ -100,7 +100,9 @@ def broker_status(as_json: bool) -> None:
 
 # --- workers ----------------------------------------------------------------------------
 @main.command()
-@click.option("--roles", required=True, help="recognize,fuse,monitor,infer[:model-id,...]")
+@click.option(
+    "--roles", required=True, help="recognize,fuse,monitor,dashboard,infer[:model-id,...]"
+)
 @click.option("--name", default=None, help="worker name (default host-pid)")
 def worker(roles: str, name: str | None) -> None:
     """Run one worker process; start more to scale out."""
@@ -121,7 +123,7 @@ def worker(roles: str, name: str | None) -> None:
 @click.option("--demo", is_flag=True, help="replay the bundled feeds, show a live view, exit")
 @click.option(
     "--layout",
-    default=";".join(["recognize", "infer", "fuse", "monitor"]),
+    default=";".join(["recognize", "infer", "fuse", "monitor", "dashboard"]),
     show_default=True,
     help="worker processes, ';'-separated role lists",
 )
@@ -386,6 +388,44 @@ def evaluate(model: str | None, all_: bool, as_json: bool) -> None:
     reports = {mid: evaluator.evaluate(mid) for mid in ids}
     if as_json:
         _json_out(reports)
+
+
+@main.command()
+@click.option("--messages", default=10_000, show_default=True)
+@click.option("--rate", default=250.0, show_default=True, help="messages per second")
+@click.option("--per-role", default=2, show_default=True, help="worker processes per role")
+@click.option("--kill-every", default=4.0, show_default=True, help="seconds between SIGKILLs")
+@click.option("--no-broker-restart", is_flag=True, help="skip the broker restart")
+@click.option("--seed", default=7, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def chaos(messages: int, rate: float, per_role: int, kill_every: float, no_broker_restart: bool,
+          seed: int, as_json: bool) -> None:
+    """Reliability run: kill workers, restart the broker, count lost/duplicated/dead-lettered."""
+    from streams.chaos import run_chaos
+
+    s = get_settings()
+    started = False
+    if s.embedded and local_broker.read_pid(s) is None:
+        local_broker.start(s)
+        started = True
+    try:
+        report = asyncio.run(run_chaos(s, messages=messages, rate=rate, per_role=per_role,
+                                       kill_every=kill_every, broker_restart=not no_broker_restart,
+                                       seed=seed))
+    finally:
+        if started:
+            local_broker.stop(s)
+    if as_json:
+        _json_out(report.to_dict())
+    else:
+        table = Table(title="chaos run")
+        table.add_column("what")
+        table.add_column("value", justify="right")
+        for k, v in report.to_dict().items():
+            if k != "lost_sample":
+                table.add_row(k.replace("_", " "), str(v))
+        console.print(table)
+    sys.exit(0 if report.lost == 0 else 1)
 
 
 @main.command()

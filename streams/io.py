@@ -84,11 +84,13 @@ async def read_topic(
     from_beginning: bool = True,
     idle_timeout: float | None = None,
     ready: asyncio.Event | None = None,
+    lookback: int = 0,
 ) -> AsyncIterator[dict[str, Any]]:
     """Yield decoded records of ``topic`` (no consumer group: a read-only observer).
 
     Starts at the beginning, or at the end as it is when the reader starts (``ready`` is
-    set once that position is fixed, so a caller can produce afterwards without a race).
+    set once that position is fixed, so a caller can produce afterwards without a race);
+    ``lookback`` moves that end back by up to N records per partition (recent history).
     Stops after ``limit`` records, after ``timeout`` seconds in all, or after
     ``idle_timeout`` seconds without a new record.
     """
@@ -110,6 +112,10 @@ async def read_topic(
             await consumer.seek_to_end(*partitions)
         for tp in partitions:
             await consumer.position(tp)  # resolve now, not at the first fetch
+        if lookback > 0 and not from_beginning:
+            first = await consumer.beginning_offsets(partitions)
+            for tp in partitions:
+                consumer.seek(tp, max(first[tp], await consumer.position(tp) - lookback))
         if ready is not None:
             ready.set()
         while True:

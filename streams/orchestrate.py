@@ -23,7 +23,7 @@ from streams.settings import Settings
 from streams.topics import get_topics
 from streams.views import DemoView
 
-DEFAULT_LAYOUT = ["recognize", "infer", "fuse", "monitor"]
+DEFAULT_LAYOUT = ["recognize", "infer", "fuse", "monitor", "dashboard"]
 DEMO_FILES = ["financial_news.jsonl", "support_chat.jsonl", "general.jsonl", "bad_inputs.jsonl"]
 
 
@@ -39,12 +39,15 @@ class Workers:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         name = roles.replace(",", "+").replace(":", "-")
         log = open(self.log_dir / f"worker-{name}.log", "ab")  # noqa: SIM115 - child owns it
+        env = os.environ.copy()
+        if settings.metrics_port:  # every worker process serves /metrics on its own port
+            env["STREAMFUSE_METRICS_PORT"] = str(settings.metrics_port + len(self.procs))
         proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker", "--roles", roles],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=os.environ.copy(),
+            env=env,
         )
         log.close()
         self.procs.append(proc)
@@ -181,6 +184,15 @@ def up(
         console.print(
             f"started {len(layout)} workers: {', '.join(layout)} (logs in {workers.log_dir})"
         )
+        if any("dashboard" in roles.split(",") for roles in layout):
+            console.print(
+                f"dashboard: http://{settings.dashboard_host}:{settings.dashboard_port}/"
+            )
+        if settings.metrics_port:
+            console.print(
+                f"metrics: http://{settings.metrics_host}:{settings.metrics_port}"
+                f"..{settings.metrics_port + len(layout) - 1}/metrics"
+            )
         if demo:
             ok = asyncio.run(run_demo(settings, workers, console, rate, timeout, linger))
             return 0 if ok else 1

@@ -94,9 +94,21 @@ class Settings(BaseSettings):
     )
     data_path: Path = Field(default=REPO_ROOT / "data", description="bundled demo feeds")
     torch_threads: int | None = Field(default=None, description="torch intra-op threads")
-    dashboard_host: str = Field(default="127.0.0.1", description="dashboard/metrics bind address")
-    dashboard_port: int = Field(default=8787, description="dashboard port")
-    metrics_port: int = Field(default=0, description="Prometheus metrics port; 0 = off")
+    dashboard_host: str = Field(default="127.0.0.1", description="dashboard bind address")
+    dashboard_port: int = Field(default=8787, description="dashboard port (the `dashboard` role)")
+    dashboard_lookback: int = Field(
+        default=50,
+        description="records per partition the dashboard replays at start (results, alerts, "
+        "windows); 0 = only new records",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Prometheus /metrics bind address (0.0.0.0 in containers)"
+    )
+    metrics_port: int = Field(
+        default=0,
+        description="Prometheus /metrics port of this worker process; 0 = off. Every worker "
+        "process needs its own port (`streamfuse up` gives worker i the port + i)",
+    )
 
     @property
     def embedded(self) -> bool:

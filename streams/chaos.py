@@ -1,0 +1,303 @@
+"""`streamfuse chaos`: a reliability run on the real broker.
+
+Two worker processes per role; a steady stream of messages (a few invalid on purpose); a
+random worker SIGKILLed and restarted every few seconds; the broker restarted once. At the
+end every acknowledged input id must be in sf.results or sf.dlq. Reports lost, duplicated,
+dead-lettered and recovered (in flight at a kill or the broker restart, and still finished).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from streams import broker
+from streams.admin import ensure_topics
+from streams.io import read_topic
+from streams.settings import Settings
+from streams.topics import Topics
+
+ROLES = ["recognize", "infer", "fuse", "monitor"]
+TEXTS = [
+    ("newswire", "NVDA", "Nvidia shares jump after data-centre revenue beats forecasts again"),
+    ("newswire", "BA", "Boeing cuts delivery outlook as the regulator widens its inspection"),
+    ("stocktwits", "TSLA", "$TSLA puts printing today, this recall is a disaster"),
+    ("support-chat", None, "my card payment was declined twice and I was still charged"),
+    ("support-chat", None, "how long does a transfer to another bank usually take?"),
+    ("social", None, "the new phone has a great camera but the battery is awful"),
+]
+
+
+@dataclass
+class ChaosReport:
+    """What a chaos run measured."""
+
+    messages: int
+    invalid_sent: int
+    acknowledged: int
+    workers_per_role: int
+    workers_killed: int
+    broker_restarts: int
+    results: int
+    unique_results: int
+    dead_lettered: int
+    lost: int
+    duplicated: int
+    recovered: int
+    seconds: float
+    lost_sample: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _message(i: int, run: str, invalid: bool) -> tuple[str, bytes, bytes | None]:
+    mid = f"{run}-{i:06d}"
+    if invalid:  # a valid id but a wrong-typed text: must end in the DLQ, not vanish
+        return mid, orjson.dumps({"id": mid, "text": i}), None
+    source, ticker, text = TEXTS[i % len(TEXTS)]
+    key = ticker or f"conv-{i % 97}"
+    body = {"id": mid, "text": f"{text} (#{i})", "source": source, "key": key}
+    return mid, orjson.dumps(body), key.encode()
+
+
+class Fleet:
+    """The worker processes, restartable by slot."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path, per_role: int) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.slots: list[tuple[str, subprocess.Popen[bytes] | None]] = [
+            (role, None) for role in ROLES for _ in range(per_role)
+        ]
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    def _spawn(self, i: int) -> None:
+        role = self.slots[i][0]
+        log = open(self.log_dir / f"{i:02d}-{role}.log", "ab")  # noqa: SIM115 - child owns it
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker", "--roles", role, "--name", f"chaos-{i}"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        self.slots[i] = (role, proc)
+
+    def start_all(self) -> None:
+        for i in range(len(self.slots)):
+            self._spawn(i)
+
+    def kill_and_restart(self, rng: random.Random) -> str:
+        i = rng.randrange(len(self.slots))
+        role, proc = self.slots[i]
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        self._spawn(i)
+        return role
+
+    def stop_all(self) -> None:
+        for _, proc in self.slots:
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for _, proc in self.slots:
+            if proc is None:
+                continue
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+async def run_chaos(
+    settings: Settings,
+    *,
+    messages: int = 10_000,
+    rate: float = 250.0,
+    per_role: int = 2,
+    kill_every: float = 4.0,
+    broker_restart: bool = True,
+    invalid_every: int = 50,
+    drain_timeout: float = 240.0,
+    seed: int = 7,
+    log_dir: Path | None = None,
+    progress=None,
+) -> ChaosReport:
+    """Run the reliability scenario and return its report."""
+    rng = random.Random(seed)
+    run = f"c{uuid.uuid4().hex[:6]}"
+    prefix = f"{run}."
+    cfg = settings.model_copy(update={"topic_prefix": prefix})
+    topics = Topics(prefix)
+    from models.registry import Registry  # model ids decide the per-model topics
+
+    await ensure_topics(cfg, topics.core() + [topics.model(m.id) for m in Registry.load()])
+    env = {
+        **os.environ,
+        "STREAMFUSE_TOPIC_PREFIX": prefix,
+        "STREAMFUSE_STATE_DIR": str(settings.state_dir),
+        "STREAMFUSE_SESSION_TIMEOUT_MS": "6000",
+        "STREAMFUSE_HEARTBEAT_INTERVAL_MS": "500",
+        "STREAMFUSE_TORCH_THREADS": "1",
+    }
+    fleet = Fleet(env, log_dir or settings.state_dir / "chaos" / run, per_role)
+    fleet.start_all()
+    seen: dict[str, int] = {}
+    dead: set[str] = set()
+    acked: set[str] = set()
+    in_flight_at_faults: set[str] = set()
+    kills = 0
+    restarts = 0
+    start = time.monotonic()
+
+    records_seen: set[tuple[str, int, int]] = set()
+
+    async def watch(topic: str, is_dlq: bool) -> None:
+        # Survives the broker restart: re-reads from the beginning and counts each
+        # (partition, offset) once, so a re-read never inflates the duplicate count.
+        while True:
+            try:
+                async for rec in read_topic(cfg, topic):
+                    where = (topic, rec["partition"], rec["offset"])
+                    if where in records_seen:
+                        continue
+                    records_seen.add(where)
+                    value = rec["value"] or {}
+                    mid = value.get("message_id") if is_dlq else value.get("id")
+                    if not mid:
+                        continue
+                    if is_dlq:
+                        dead.add(mid)
+                    else:
+                        seen[mid] = seen.get(mid, 0) + 1
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                await asyncio.sleep(1)
+
+    watchers = [
+        asyncio.create_task(watch(topics.results, False)),
+        asyncio.create_task(watch(topics.dlq, True)),
+    ]
+    invalid_ids: set[str] = set()
+    produced_all = asyncio.Event()
+
+    produce_started = asyncio.Event()
+
+    async def produce() -> None:
+        producer = AIOKafkaProducer(
+            **cfg.client_kwargs(),
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            request_timeout_ms=60_000,
+        )
+        await producer.start()
+        pending: list[tuple[str, asyncio.Future]] = []
+        bodies: dict[str, tuple[bytes, bytes | None]] = {}
+        produce_started.set()
+        try:
+            t0 = time.monotonic()
+            for i in range(messages):
+                delay = t0 + i / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                invalid = invalid_every > 0 and i % invalid_every == invalid_every - 1
+                mid, value, key = _message(i, run, invalid)
+                if invalid:
+                    invalid_ids.add(mid)
+                bodies[mid] = (value, key)
+                pending.append((mid, await producer.send(topics.input, value, key=key)))
+                if progress is not None:
+                    progress(1)
+                if len(pending) >= 200:
+                    await _settle(pending, acked)
+            await _settle(pending, acked)
+            # Sends that failed while the broker was down are retried, as a producer would.
+            for _ in range(5):
+                missing = [mid for mid in bodies if mid not in acked]
+                if not missing:
+                    break
+                for mid in missing:
+                    value, key = bodies[mid]
+                    pending.append((mid, await producer.send(topics.input, value, key=key)))
+                await _settle(pending, acked)
+        finally:
+            await producer.stop()
+            produced_all.set()
+
+    async def faults() -> None:
+        nonlocal kills, restarts
+        await produce_started.wait()
+        await asyncio.sleep(kill_every * 2)  # let the groups form first
+        t_start = time.monotonic()
+        restarted_broker = not broker_restart or not settings.embedded
+        while not produced_all.is_set():
+            await asyncio.sleep(kill_every)
+            in_flight_at_faults.update(acked - seen.keys() - dead)
+            if not restarted_broker and time.monotonic() - t_start > messages / rate / 2 - kill_every * 2:
+                broker.stop(settings)
+                await asyncio.to_thread(broker.start, settings)
+                restarts += 1
+                restarted_broker = True
+                continue
+            fleet.kill_and_restart(rng)
+            kills += 1
+
+    try:
+        await asyncio.gather(produce(), faults())
+        deadline = time.monotonic() + drain_timeout
+        while time.monotonic() < deadline:
+            if acked <= (seen.keys() | dead):
+                break
+            await asyncio.sleep(1)
+        await asyncio.sleep(3)  # late duplicates still count
+    finally:
+        for w in watchers:
+            w.cancel()
+        for w in watchers:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await w
+        fleet.stop_all()
+    done = seen.keys() | dead
+    lost = sorted(acked - done)
+    return ChaosReport(
+        messages=messages,
+        invalid_sent=len(invalid_ids),
+        acknowledged=len(acked),
+        workers_per_role=per_role,
+        workers_killed=kills,
+        broker_restarts=restarts,
+        results=sum(seen.values()),
+        unique_results=len(seen),
+        dead_lettered=len(dead & acked),
+        lost=len(lost),
+        duplicated=sum(n - 1 for n in seen.values()),
+        recovered=len(in_flight_at_faults & done),
+        seconds=round(time.monotonic() - start, 1),
+        lost_sample=lost[:20],
+    )
+
+
+async def _settle(pending: list[tuple[str, asyncio.Future]], acked: set[str]) -> None:
+    """Await deliveries; an id counts as sent only when the broker acknowledged it."""
+    for mid, fut in pending:
+        with contextlib.suppress(Exception):
+            await fut
+            acked.add(mid)
+    pending.clear()
