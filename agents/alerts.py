@@ -86,9 +86,7 @@ class AlertEngine:
             and len(b.means) >= r.min_baseline_windows
         ):
             mean = sum(b.means) / len(b.means)
-            std = max(
-                math.sqrt(sum((m - mean) ** 2 for m in b.means) / len(b.means)), r.shift_std_floor
-            )
+            std = max(math.sqrt(sum((m - mean) ** 2 for m in b.means) / len(b.means)), r.shift_std_floor)
             z = (w.sentiment_mean - mean) / std
             if abs(z) >= r.shift_z:
                 direction = "negative" if z < 0 else "positive"

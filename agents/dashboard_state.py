@@ -183,15 +183,18 @@ class DashboardState:
             )
             conv.source = r.source
             intent = r.outputs.get("intent")
-            conv.turns.append(
-                {
-                    "id": r.id,
-                    "ts": r.ts,
-                    "text": _clip(r.text, c.text_chars),
-                    "sentiment": sentiment,
-                    "intent": intent.label if intent is not None else None,
-                }
-            )
+            turn = (r.meta or {}).get("turn")
+            new = {
+                "id": r.id,
+                "ts": r.ts,
+                "turn": turn if isinstance(turn, int) else None,
+                "text": _clip(r.text, c.text_chars),
+                "sentiment": sentiment,
+                "intent": intent.label if intent is not None else None,
+            }
+            # results arrive in any order (keyed by message id): keep the latest turns in order
+            ordered = sorted([*conv.turns, new], key=lambda t: (t["ts"], t["turn"] or 0, t["id"]))
+            conv.turns = deque(ordered[-c.turns_kept :], maxlen=c.turns_kept)
             conv.last_wall = wall_ms
         return True
 

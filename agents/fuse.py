@@ -27,9 +27,7 @@ log = logging.getLogger(__name__)
 GROUP = "fuse"
 
 
-def emit(
-    done: list[Done], app: StreamApp, now_ms: int, labels_of: dict[str, list[str]]
-) -> list[Outgoing]:
+def emit(done: list[Done], app: StreamApp, now_ms: int, labels_of: dict[str, list[str]]) -> list[Outgoing]:
     """Results for finished joins (duplicates produce nothing)."""
     out = []
     for d in done:

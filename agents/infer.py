@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -50,6 +51,17 @@ class Meter:
             self.batch_ms += alpha * (elapsed_ms - self.batch_ms)
             self.batch_size += alpha * (n - self.batch_size)
         self.items += n
+
+    def decay_if_idle(self, lag: int, factor: float = 0.5) -> None:
+        """With an empty queue and no batch in the last interval, forget slowness gradually.
+
+        The allocator stops sending work to a model that looked slow; without new batches
+        its measured latency would never improve, and traffic would never come back. Decay
+        lets it be tried again; if it is still slow, the next batches say so.
+        """
+        if lag == 0 and self.items == 0:
+            self.per_item_ms *= factor
+            self.batch_ms *= factor
 
     def take_throughput(self) -> float:
         now = time.monotonic()
@@ -108,26 +120,65 @@ def error_predictions(subtasks: Sequence[Subtask], error: str, worker: str) -> l
     ]
 
 
-class ModelServer:
-    """Serves one model: consumes its subtask topic, batches, predicts, publishes."""
+def run_models(
+    live: Sequence[Subtask], adapters: Mapping[str, Adapter], backbone: str | None
+) -> list[ModelOutput]:
+    """Predict a batch of subtasks (runs in the model thread).
 
-    def __init__(self, app: StreamApp, spec: ModelSpec, adapter: Adapter) -> None:
+    A single model predicts the texts directly. Heads on a shared backbone get one encoder
+    pass over the batch's distinct texts, then each head classifies its rows.
+    """
+    if backbone is None:
+        (adapter,) = adapters.values()
+        return adapter.predict([st.text for st in live])
+    texts = list(dict.fromkeys(st.text for st in live))
+    row_of = {t: i for i, t in enumerate(texts)}
+    encoder = next(iter(adapters.values())).encoder  # type: ignore[attr-defined]
+    embeddings = encoder.encode(texts)
+    outputs: list[ModelOutput | None] = [None] * len(live)
+    by_model: dict[str, list[int]] = defaultdict(list)
+    for i, st in enumerate(live):
+        by_model[st.model_id].append(i)
+    for model_id, rows in by_model.items():
+        head = adapters.get(model_id)
+        if head is None:
+            raise KeyError(f"head {model_id!r} is not on backbone {backbone!r} in this worker")
+        outs = head.predict_embeddings(embeddings[[row_of[live[r].text] for r in rows]])  # type: ignore[attr-defined]
+        for r, out in zip(rows, outs, strict=True):
+            outputs[r] = out
+    return outputs  # type: ignore[return-value]
+
+
+class ModelServer:
+    """Serves one model, or every head of one backbone, from one subtask topic.
+
+    Consumes the topic in micro-batches, predicts in its own thread (a hung model cannot
+    block the others or the event loop), publishes predictions, then commits.
+    """
+
+    def __init__(self, app: StreamApp, adapters: dict[str, Adapter], backbone: str | None = None) -> None:
         self.app = app
-        self.spec = spec
-        self.adapter = adapter
+        self.adapters = adapters
+        self.backbone = backbone
+        self.name = f"backbone.{backbone}" if backbone else next(iter(adapters))
         self.meter = Meter()
-        # One thread per model: a hung model cannot block the others or the event loop.
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{spec.id}")
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{self.name}")
 
     @property
     def topics(self) -> Topics:
         return self.app.topics
 
+    @property
+    def topic(self) -> str:
+        if self.backbone:
+            return self.topics.backbone(self.backbone)
+        return self.topics.model(self.name)
+
     async def run(self) -> None:
         s = self.app.settings
         consumer = await self.app.consumer(
-            [self.topics.model(self.spec.id)],
-            group=f"{s.topic_prefix}{GROUP}.{self.spec.id}",
+            [self.topic],
+            group=f"{s.topic_prefix}{GROUP}.{self.name}",
             max_poll_records=s.batch_max,
         )
         reporter = asyncio.create_task(self._report(consumer))
@@ -139,7 +190,7 @@ class ModelServer:
                 out = await self.handle(batch)
                 await self.app.publish(out)
                 await self.app.commit_batch(consumer, batch)
-                metrics.stage_batch("infer", len(batch), time.perf_counter() - t0, self.spec.id)
+                metrics.stage_batch("infer", len(batch), time.perf_counter() - t0, self.name)
                 metrics.published("infer", out, self.topics)
         finally:
             reporter.cancel()
@@ -171,72 +222,84 @@ class ModelServer:
         preds: list[Prediction] = error_predictions(
             expired, "expired: deadline passed before the model ran", worker
         )
-        metrics.model_error(self.spec.id, "expired", len(expired))
+        metrics.model_error(self.name, "expired", len(expired))
         if live:
-            # Length-sorted batches pad less; the adapter keeps input order.
-            texts = [st.text for st in live]
             started = int(time.time() * 1000)
             t0 = time.perf_counter()
             try:
                 loop = asyncio.get_running_loop()
                 outputs = await asyncio.wait_for(
-                    loop.run_in_executor(self.executor, self.adapter.predict, texts),
+                    loop.run_in_executor(self.executor, run_models, live, self.adapters, self.backbone),
                     MODEL_TIMEOUT_S,
                 )
                 if len(outputs) != len(live):
-                    raise RuntimeError(
-                        f"model returned {len(outputs)} outputs for {len(live)} inputs"
-                    )
+                    raise RuntimeError(f"model returned {len(outputs)} outputs for {len(live)} inputs")
                 elapsed = (time.perf_counter() - t0) * 1000
                 self.meter.observe(len(live), elapsed)
-                metrics.model_batch(self.spec.id, len(live), elapsed / 1000)
-                preds += to_predictions(
-                    live, outputs, worker=worker, model_ms=elapsed, started_ms=started
-                )
+                metrics.model_batch(self.name, len(live), elapsed / 1000)
+                preds += to_predictions(live, outputs, worker=worker, model_ms=elapsed, started_ms=started)
             except TimeoutError:
                 self.meter.errors += len(live)
-                metrics.model_error(self.spec.id, "timeout", len(live))
-                log.error("model %s timed out after %.0fs", self.spec.id, MODEL_TIMEOUT_S)
+                metrics.model_error(self.name, "timeout", len(live))
+                log.error("model %s timed out after %.0fs", self.name, MODEL_TIMEOUT_S)
                 preds += error_predictions(live, f"timeout after {MODEL_TIMEOUT_S:.0f}s", worker)
             except Exception as exc:
                 self.meter.errors += len(live)
-                metrics.model_error(self.spec.id, "error", len(live))
-                log.exception("model %s failed on a batch of %d", self.spec.id, len(live))
-                preds += error_predictions(
-                    live, f"model error: {type(exc).__name__}: {exc}", worker
-                )
-        out.extend(
-            Outgoing(self.topics.predictions, dumps(p), key_bytes(p.message_id)) for p in preds
-        )
+                metrics.model_error(self.name, "error", len(live))
+                log.exception("model %s failed on a batch of %d", self.name, len(live))
+                preds += error_predictions(live, f"model error: {type(exc).__name__}: {exc}", worker)
+        out.extend(Outgoing(self.topics.predictions, dumps(p), key_bytes(p.message_id)) for p in preds)
         return out
 
     async def _report(self, consumer) -> None:
+        """Publish live load for every model served here (heads share their backbone's)."""
         interval = self.app.settings.stats_interval_s
         while True:
             await asyncio.sleep(interval)
             try:
-                load = ModelLoad(
-                    model_id=self.spec.id,
-                    worker=self.app.worker,
-                    lag=await self.app.lag(consumer),
-                    per_item_ms=round(self.meter.per_item_ms, 3),
-                    batch_ms=round(self.meter.batch_ms, 3),
-                    batch_size=round(self.meter.batch_size, 2),
-                    throughput=round(self.meter.take_throughput(), 2),
-                    errors=self.meter.errors,
-                    ts=int(time.time() * 1000),
-                )
-                metrics.model_lag(self.spec.id, load.lag)
+                lag = await self.app.lag(consumer)
+                self.meter.decay_if_idle(lag)
+                throughput = round(self.meter.take_throughput(), 2)
+                now = int(time.time() * 1000)
+                loads_out = [
+                    ModelLoad(
+                        model_id=model_id,
+                        worker=self.app.worker,
+                        lag=lag,
+                        per_item_ms=round(self.meter.per_item_ms, 3),
+                        batch_ms=round(self.meter.batch_ms, 3),
+                        batch_size=round(self.meter.batch_size, 2),
+                        throughput=throughput,
+                        errors=self.meter.errors,
+                        ts=now,
+                    )
+                    for model_id in self.adapters
+                ]
+                metrics.model_lag(self.name, lag)
                 await self.app.publish(
-                    [Outgoing(self.topics.stats, dumps(load), key_bytes(self.spec.id))]
+                    [Outgoing(self.topics.stats, dumps(x), key_bytes(x.model_id)) for x in loads_out]
                 )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("load report for %s failed: %s", self.spec.id, exc)
+                log.warning("load report for %s failed: %s", self.name, exc)
+
+
+def servers_for(
+    app: StreamApp, specs: Sequence[ModelSpec], adapters: Mapping[str, Adapter]
+) -> list[ModelServer]:
+    """One server per model without a backbone, one per backbone for the heads on it."""
+    servers: list[ModelServer] = []
+    heads: dict[str, dict[str, Adapter]] = defaultdict(dict)
+    for spec in specs:
+        if spec.backbone:
+            heads[spec.backbone][spec.id] = adapters[spec.id]
+        else:
+            servers.append(ModelServer(app, {spec.id: adapters[spec.id]}))
+    servers.extend(ModelServer(app, group, backbone) for backbone, group in heads.items())
+    return servers
 
 
 async def run(app: StreamApp, specs: Sequence[ModelSpec], adapters: dict[str, Adapter]) -> None:
     """Serve every given model concurrently in this worker."""
-    servers = [ModelServer(app, spec, adapters[spec.id]) for spec in specs]
-    await asyncio.gather(*(s.run() for s in servers))
+    await asyncio.gather(*(s.run() for s in servers_for(app, specs, adapters)))

@@ -61,8 +61,7 @@ async def run(app: StreamApp, rules: AlertRules | None = None) -> None:
             for _ in range(taken):
                 tracker.see(*where, hold=True)
             out.extend(
-                Outgoing(app.topics.alerts, dumps(a), key_bytes(a.key))
-                for a in engine.on_result(res, wall)
+                Outgoing(app.topics.alerts, dumps(a), key_bytes(a.key)) for a in engine.on_result(res, wall)
             )
         closed = store.close_due(wall)
         for c in closed:

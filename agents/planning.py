@@ -6,7 +6,7 @@ Pure apart from the domain classifier's batched predict call, which is determini
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from agents.text import clean_text, detect_language, extract_features
@@ -23,9 +23,7 @@ DOMAIN_TASKS: dict[str, list[str]] = {
     "general": ["sentiment", "entities"],
 }
 # Tasks a producer may ask for explicitly.
-KNOWN_TASKS = frozenset(
-    {"fin_sentiment", "sentiment", "intent", "entities", "toxicity", "urgency", "oos"}
-)
+KNOWN_TASKS = frozenset({"fin_sentiment", "sentiment", "intent", "entities", "toxicity", "urgency", "oos"})
 # A task whose models cannot share a vote in a meaningful way uses span voting.
 SPAN_TASKS = frozenset({"entities"})
 _ID_NAMESPACE = uuid.UUID("5f1c0e7e-2b1f-4c59-9a55-7b1f6c3e2a10")
@@ -118,9 +116,7 @@ class Planner:
                 unserved.append(Unserved(task=task, reason=f"no model serves task {task!r}"))
                 continue
             speaking = [
-                s
-                for s in candidates
-                if lang.code == "und" or lang.code in s.languages or "*" in s.languages
+                s for s in candidates if lang.code == "und" or lang.code in s.languages or "*" in s.languages
             ]
             if not speaking:
                 unserved.append(
@@ -184,10 +180,9 @@ def _strategy(task: str, n_models: int) -> str:
     return "single" if n_models == 1 else "weighted_vote"
 
 
-def check_tasks(tasks: Sequence[str] | None) -> None:
-    """Raise UnknownTask for a task name streamfuse does not offer."""
+def check_tasks(tasks: Sequence[str] | None, served: Iterable[str] = ()) -> None:
+    """Raise UnknownTask for a task name streamfuse neither offers nor has a model for."""
+    known = KNOWN_TASKS | set(served)
     for task in tasks or ():
-        if task not in KNOWN_TASKS:
-            raise UnknownTask(
-                f"unknown task {task!r}; known tasks: {', '.join(sorted(KNOWN_TASKS))}"
-            )
+        if task not in known:
+            raise UnknownTask(f"unknown task {task!r}; known tasks: {', '.join(sorted(known))}")

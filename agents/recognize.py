@@ -47,33 +47,31 @@ def route(
     valid: list[tuple[InputMessage, str]] = []
     for raw in raws:
         where = Where(raw.topic, raw.partition, raw.offset)
-        parsed = parse_input(
-            raw.value, max_record_bytes=max_record, max_text_bytes=max_text, where=where
-        )
+        parsed = parse_input(raw.value, max_record_bytes=max_record, max_text_bytes=max_text, where=where)
         if isinstance(parsed, InputMessage):
             try:
-                check_tasks(parsed.tasks)
+                check_tasks(parsed.tasks, planner.registry.tasks)
             except UnknownTask as exc:
-                parsed = dead_letter(
-                    raw.value, "unknown_task", str(exc), "recognize", where, parsed.id
-                )
+                parsed = dead_letter(raw.value, "unknown_task", str(exc), "recognize", where, parsed.id)
         if isinstance(parsed, DeadLetter):
             out.append(Outgoing(topics.dlq, dumps(parsed), key_bytes(parsed.message_id)))
             continue
         valid.append((parsed, parsed.id or derive_id(raw.topic, raw.partition, raw.offset)))
+    backbone_of = {spec.id: spec.backbone for spec in planner.registry}
     for planned in planner.plan_batch(valid, loads, now_ms):
         key = key_bytes(planned.plan.message_id)
         out.append(Outgoing(topics.plans, dumps(planned.plan), key))
-        out.extend(Outgoing(topics.model(st.model_id), dumps(st), key) for st in planned.subtasks)
+        out.extend(
+            Outgoing(topics.subtask_topic(st.model_id, backbone_of[st.model_id]), dumps(st), key)
+            for st in planned.subtasks
+        )
     return out
 
 
 def build_planner(registry: Registry, settings) -> Planner:
     """The planner with the domain classifier loaded (if the catalog has one)."""
     domain_specs = registry.for_task("domain")
-    domain_model = (
-        build_adapter(max(domain_specs, key=lambda s: s.quality)) if domain_specs else None
-    )
+    domain_model = build_adapter(max(domain_specs, key=lambda s: s.quality)) if domain_specs else None
     return Planner(registry, settings, domain_model)
 
 
@@ -91,9 +89,7 @@ async def run(app: StreamApp, registry: Registry) -> None:
             t0 = time.perf_counter()
             raws = [Raw(r.value, r.topic, r.partition, r.offset) for r in batch]
             now_ms = int(time.time() * 1000)
-            out = await asyncio.to_thread(
-                route, planner, app.topics, raws, view.snapshot(now_ms), now_ms
-            )
+            out = await asyncio.to_thread(route, planner, app.topics, raws, view.snapshot(now_ms), now_ms)
             await app.publish(out)
             await app.commit_batch(consumer, batch)
             metrics.stage_batch("recognize", len(batch), time.perf_counter() - t0)

@@ -124,9 +124,7 @@ def fuse_task(
             allocation=tp,
             agreement=None,
         )
-    votes = [
-        Vote(p.model_id, tp.weights.get(p.model_id, 1.0), p.label, p.score, p.probs) for p in ok
-    ]
+    votes = [Vote(p.model_id, tp.weights.get(p.model_id, 1.0), p.label, p.score, p.probs) for p in ok]
     fused = fuse_labels(tp.strategy, votes, uncertain_below)
     return TaskResult(
         label=fused.label,

@@ -38,8 +38,7 @@ def dead_letter(
         original, encoding = base64.b64encode(keep).decode("ascii"), "base64"
     return DeadLetter(
         reason=reason,
-        detail=detail
-        + (f" (first {len(keep)} of {len(raw)} bytes kept)" if len(raw) > len(keep) else ""),
+        detail=detail + (f" (first {len(keep)} of {len(raw)} bytes kept)" if len(raw) > len(keep) else ""),
         stage=stage,
         message_id=message_id,
         original=original,
@@ -61,9 +60,7 @@ def parse_input(
     """Validate one raw record. Size is checked before any parsing."""
     stage = "recognize"
     if raw is None or len(raw) == 0:
-        return dead_letter(
-            raw, "empty", "the record has no value; publish a JSON object", stage, where
-        )
+        return dead_letter(raw, "empty", "the record has no value; publish a JSON object", stage, where)
     if len(raw) > max_record_bytes:
         return dead_letter(
             raw,
@@ -79,8 +76,7 @@ def parse_input(
         return dead_letter(
             raw,
             "not_utf8",
-            f"the record is not valid UTF-8 ({exc.reason} at byte {exc.start}); "
-            "encode the JSON as UTF-8",
+            f"the record is not valid UTF-8 ({exc.reason} at byte {exc.start}); encode the JSON as UTF-8",
             stage,
             where,
         )
@@ -113,8 +109,7 @@ def parse_input(
         return dead_letter(
             raw,
             "text_too_large",
-            f"text is {size} bytes, over the {max_text_bytes}-byte limit "
-            "(STREAMFUSE_MAX_TEXT_BYTES)",
+            f"text is {size} bytes, over the {max_text_bytes}-byte limit (STREAMFUSE_MAX_TEXT_BYTES)",
             stage,
             where,
             message_id,

@@ -56,9 +56,7 @@ class Window:
             start_ms=self.start_ms,
             end_ms=self.end_ms,
             count=self.count,
-            sentiment_mean=round(self.sentiment_sum / self.sentiment_n, 4)
-            if self.sentiment_n
-            else None,
+            sentiment_mean=round(self.sentiment_sum / self.sentiment_n, 4) if self.sentiment_n else None,
             sentiment_n=self.sentiment_n,
             sentiment_dist=dict(self.sentiment_dist),
             top_intents=self.intents.most_common(5),
@@ -163,6 +161,5 @@ class WindowStore:
             return []
         due = [k for k, w in self.open.items() if w.end_ms <= wm]
         return [
-            Closed(w, w.stats(wall_ms))
-            for w in (self.open.pop(k) for k in sorted(due, key=lambda k: k[3]))
+            Closed(w, w.stats(wall_ms)) for w in (self.open.pop(k) for k in sorted(due, key=lambda k: k[3]))
         ]

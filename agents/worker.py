@@ -53,7 +53,7 @@ async def run_worker(settings: Settings, spec: RoleSpec, worker: str | None = No
     """Start the roles and run until SIGTERM/SIGINT, then stop cleanly."""
     from models.registry import Registry
 
-    registry = Registry.load(include_test=bool(spec.models))
+    registry = Registry.load()
     app = StreamApp(settings, worker)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -80,6 +80,9 @@ async def run_worker(settings: Settings, spec: RoleSpec, worker: str | None = No
                 if spec.models
                 else [s for s in registry if s.task != "domain"]
             )
+            # A backbone's topic carries subtasks for all its heads: serve them all.
+            backbones = {s.backbone for s in specs if s.backbone}
+            specs += [s for s in registry if s.backbone in backbones and s not in specs]
             adapters = {s.id: build_adapter(s) for s in specs}
             log.info("serving models: %s", ", ".join(adapters))
             tasks.append(
@@ -129,7 +132,10 @@ async def run_worker(settings: Settings, spec: RoleSpec, worker: str | None = No
 
 
 async def _connect(app: StreamApp, registry) -> None:
-    await ensure_topics(app.settings, all_topics(app.topics, [m.id for m in registry]))
+    await ensure_topics(
+        app.settings,
+        all_topics(app.topics, [m.id for m in registry], [m.backbone for m in registry if m.backbone]),
+    )
     if not app.started:
         await app.start()
 

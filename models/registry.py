@@ -6,6 +6,7 @@ labels, backbone, cost, and the metrics and latencies that ``streamfuse eval`` m
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 CATALOG_PATH = Path(__file__).with_name("catalog.json")
+TEST_CATALOG_PATH = Path(__file__).with_name("catalog.test.json")
 ARTIFACTS_DIR = Path(__file__).with_name("artifacts")
 
 
@@ -79,15 +81,18 @@ class Registry:
         self._specs = {s.id: s for s in specs}
 
     @classmethod
-    def load(cls, path: Path = CATALOG_PATH, include_test: bool = False) -> Registry:
-        """Read the catalog, keeping models whose artifacts are present."""
-        catalog = Catalog.model_validate(orjson.loads(path.read_bytes()))
-        specs = [
-            s
-            for s in catalog.models
-            if (include_test or not s.test_only) and _artifact_present(s)
-        ]
-        return cls(specs)
+    def load(cls, path: Path = CATALOG_PATH, include_test: bool | None = None) -> Registry:
+        """Read the catalog, keeping models whose artifacts are present.
+
+        Test-only models (``catalog.test.json``) join when ``include_test`` is true, or,
+        when it is None, when ``STREAMFUSE_TEST_MODELS=1``.
+        """
+        if include_test is None:
+            include_test = os.environ.get("STREAMFUSE_TEST_MODELS") == "1"
+        models = list(Catalog.model_validate(orjson.loads(path.read_bytes())).models)
+        if include_test and TEST_CATALOG_PATH.exists():
+            models += Catalog.model_validate(orjson.loads(TEST_CATALOG_PATH.read_bytes())).models
+        return cls(s for s in models if (include_test or not s.test_only) and _artifact_present(s))
 
     def get(self, model_id: str) -> ModelSpec:
         try:

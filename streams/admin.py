@@ -16,9 +16,13 @@ from streams.topics import Topics
 log = logging.getLogger(__name__)
 
 
-def all_topics(topics: Topics, model_ids: Iterable[str]) -> list[str]:
-    """The core topics plus one subtask topic per model."""
-    return topics.core() + [topics.model(m) for m in sorted(set(model_ids))]
+def all_topics(topics: Topics, model_ids: Iterable[str], backbones: Iterable[str] = ()) -> list[str]:
+    """The core topics plus one subtask topic per model and per shared backbone."""
+    return (
+        topics.core()
+        + [topics.model(m) for m in sorted(set(model_ids))]
+        + [topics.backbone(b) for b in sorted(set(backbones))]
+    )
 
 
 async def ensure_topics(settings: Settings, names: Iterable[str]) -> list[str]:

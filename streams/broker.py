@@ -199,8 +199,7 @@ def start(settings: Settings) -> BrokerInfo:
     """Start the local broker (idempotent) and wait until it serves requests."""
     if settings.broker:
         raise BrokerError(
-            f"STREAMFUSE_BROKER is set ({settings.broker}); the local broker is only used "
-            "when it is unset."
+            f"STREAMFUSE_BROKER is set ({settings.broker}); the local broker is only used when it is unset."
         )
     if read_pid(settings) is not None:
         return status(settings)
@@ -295,8 +294,7 @@ def _wait_ready(settings: Settings, proc: subprocess.Popen[bytes], port: int) ->
         time.sleep(0.3)
     stop(settings)
     raise BrokerError(
-        f"the Kafka broker did not become ready within {settings.broker_start_timeout:.0f}s; "
-        f"see {log}"
+        f"the Kafka broker did not become ready within {settings.broker_start_timeout:.0f}s; see {log}"
     )
 
 

@@ -24,7 +24,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from streams import broker
-from streams.admin import ensure_topics
+from streams.admin import all_topics, ensure_topics
 from streams.io import read_topic
 from streams.settings import Settings
 from streams.topics import Topics
@@ -146,7 +146,10 @@ async def run_chaos(
     topics = Topics(prefix)
     from models.registry import Registry  # model ids decide the per-model topics
 
-    await ensure_topics(cfg, topics.core() + [topics.model(m.id) for m in Registry.load()])
+    registry = Registry.load()
+    await ensure_topics(
+        cfg, all_topics(topics, [m.id for m in registry], [m.backbone for m in registry if m.backbone])
+    )
     env = {
         **os.environ,
         "STREAMFUSE_TOPIC_PREFIX": prefix,

@@ -62,9 +62,7 @@ def broker_start(as_json: bool) -> None:
     if as_json:
         _json_out(local_broker.info_dict(info))
     else:
-        console.print(
-            f"[green]Kafka {info.kafka_version} ready[/] at {info.endpoint} (pid {info.pid})"
-        )
+        console.print(f"[green]Kafka {info.kafka_version} ready[/] at {info.endpoint} (pid {info.pid})")
 
 
 @broker.command("stop")
@@ -100,9 +98,7 @@ def broker_status(as_json: bool) -> None:
 
 # --- workers ----------------------------------------------------------------------------
 @main.command()
-@click.option(
-    "--roles", required=True, help="recognize,fuse,monitor,dashboard,infer[:model-id,...]"
-)
+@click.option("--roles", required=True, help="recognize,fuse,monitor,dashboard,infer[:model-id,...]")
 @click.option("--name", default=None, help="worker name (default host-pid)")
 def worker(roles: str, name: str | None) -> None:
     """Run one worker process; start more to scale out."""
@@ -157,9 +153,7 @@ def up(demo: bool, layout: str, rate: float, timeout: float, linger: float) -> N
 # --- produce / tail -----------------------------------------------------------------------
 @main.command()
 @click.argument("file", type=click.Path(allow_dash=True))
-@click.option(
-    "--rate", type=float, default=None, help="messages per second (default: as fast as possible)"
-)
+@click.option("--rate", type=float, default=None, help="messages per second (default: as fast as possible)")
 @click.option("--topic", default=None, help="target topic (default: the input topic)")
 def produce(file: str, rate: float | None, topic: str | None) -> None:
     """Publish a JSON Lines file (or - for stdin) to the input topic, one record per line."""
@@ -189,9 +183,7 @@ def produce(file: str, rate: float | None, topic: str | None) -> None:
     ) as progress:
         task = progress.add_task("produce", total=len(lines))
         try:
-            sent = asyncio.run(
-                produce_lines(s, target, lines, rate, lambda n: progress.advance(task, n))
-            )
+            sent = asyncio.run(produce_lines(s, target, lines, rate, lambda n: progress.advance(task, n)))
         except RuntimeError as exc:
             _fail(str(exc), 1)
     err.print(f"sent {sent} records to {target}")
@@ -200,9 +192,7 @@ def produce(file: str, rate: float | None, topic: str | None) -> None:
 @main.command()
 @click.argument(
     "target",
-    type=click.Choice(
-        ["results", "windows", "alerts", "dlq", "plans", "predictions", "stats", "in"]
-    ),
+    type=click.Choice(["results", "windows", "alerts", "dlq", "plans", "predictions", "stats", "in"]),
 )
 @click.option("--json", "as_json", is_flag=True, help="one JSON record per line on stdout")
 @click.option("--limit", type=int, default=None, help="stop after N records")
@@ -292,7 +282,7 @@ def models(as_json: bool, markdown: bool, include_test: bool) -> None:
     """The model registry: task, metrics, latency, cost."""
     from models.registry import Registry
 
-    reg = Registry.load(include_test=include_test)
+    reg = Registry.load(include_test=include_test or None)
     if as_json:
         _json_out([s.model_dump(mode="json") for s in reg])
         return
@@ -398,8 +388,15 @@ def evaluate(model: str | None, all_: bool, as_json: bool) -> None:
 @click.option("--no-broker-restart", is_flag=True, help="skip the broker restart")
 @click.option("--seed", default=7, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def chaos(messages: int, rate: float, per_role: int, kill_every: float, no_broker_restart: bool,
-          seed: int, as_json: bool) -> None:
+def chaos(
+    messages: int,
+    rate: float,
+    per_role: int,
+    kill_every: float,
+    no_broker_restart: bool,
+    seed: int,
+    as_json: bool,
+) -> None:
     """Reliability run: kill workers, restart the broker, count lost/duplicated/dead-lettered."""
     from streams.chaos import run_chaos
 
@@ -409,9 +406,17 @@ def chaos(messages: int, rate: float, per_role: int, kill_every: float, no_broke
         local_broker.start(s)
         started = True
     try:
-        report = asyncio.run(run_chaos(s, messages=messages, rate=rate, per_role=per_role,
-                                       kill_every=kill_every, broker_restart=not no_broker_restart,
-                                       seed=seed))
+        report = asyncio.run(
+            run_chaos(
+                s,
+                messages=messages,
+                rate=rate,
+                per_role=per_role,
+                kill_every=kill_every,
+                broker_restart=not no_broker_restart,
+                seed=seed,
+            )
+        )
     finally:
         if started:
             local_broker.stop(s)
@@ -441,9 +446,7 @@ def schema(out: str | None) -> None:
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     for name, sch in schemas.items():
-        (folder / f"{name}.schema.json").write_bytes(
-            orjson.dumps(sch, option=orjson.OPT_INDENT_2) + b"\n"
-        )
+        (folder / f"{name}.schema.json").write_bytes(orjson.dumps(sch, option=orjson.OPT_INDENT_2) + b"\n")
     console.print(f"wrote {len(schemas)} schemas to {folder}")
 
 

@@ -124,9 +124,7 @@ async def run_demo(
     ready = asyncio.Event()
     watcher = asyncio.create_task(_watch(settings, view, ready))
     await ready.wait()
-    producer = asyncio.create_task(
-        produce_lines(settings, get_topics(settings).input, lines, rate=rate)
-    )
+    producer = asyncio.create_task(produce_lines(settings, get_topics(settings).input, lines, rate=rate))
     start = time.monotonic()
     done_at: float | None = None
     with Live(view.render(), console=console, refresh_per_second=4, transient=False) as live:
@@ -153,8 +151,7 @@ async def run_demo(
         )
     else:
         console.print(
-            f"[red]only {view.accounted} of {view.expected} messages accounted for "
-            f"within {timeout:.0f}s[/]"
+            f"[red]only {view.accounted} of {view.expected} messages accounted for within {timeout:.0f}s[/]"
         )
     return ok
 
@@ -181,13 +178,9 @@ def up(
     try:
         for roles in layout:
             workers.start(settings, roles)
-        console.print(
-            f"started {len(layout)} workers: {', '.join(layout)} (logs in {workers.log_dir})"
-        )
+        console.print(f"started {len(layout)} workers: {', '.join(layout)} (logs in {workers.log_dir})")
         if any("dashboard" in roles.split(",") for roles in layout):
-            console.print(
-                f"dashboard: http://{settings.dashboard_host}:{settings.dashboard_port}/"
-            )
+            console.print(f"dashboard: http://{settings.dashboard_host}:{settings.dashboard_port}/")
         if settings.metrics_port:
             console.print(
                 f"metrics: http://{settings.metrics_host}:{settings.metrics_port}"

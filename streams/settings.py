@@ -86,12 +86,8 @@ class Settings(BaseSettings):
     uncertain_below: float = Field(
         default=0.5, description="fused confidence under which a label is flagged uncertain"
     )
-    stats_interval_s: float = Field(
-        default=1.0, description="infer workers publish load this often"
-    )
-    data_dir: Path = Field(
-        default=REPO_ROOT.parent / "shared" / "data", description="labelled data sets"
-    )
+    stats_interval_s: float = Field(default=1.0, description="infer workers publish load this often")
+    data_dir: Path = Field(default=REPO_ROOT.parent / "shared" / "data", description="labelled data sets")
     data_path: Path = Field(default=REPO_ROOT / "data", description="bundled demo feeds")
     torch_threads: int | None = Field(default=None, description="torch intra-op threads")
     dashboard_host: str = Field(default="127.0.0.1", description="dashboard bind address")
@@ -121,9 +117,7 @@ class Settings(BaseSettings):
     def bootstrap_servers(self) -> str:
         """Bootstrap servers as aiokafka wants them (``host:port[,host:port]``)."""
         if self.broker:
-            return ",".join(
-                s.removeprefix("kafka://").strip() for s in self.broker.split(",") if s.strip()
-            )
+            return ",".join(s.removeprefix("kafka://").strip() for s in self.broker.split(",") if s.strip())
         from streams.broker import read_endpoint
 
         endpoint = read_endpoint(self)

@@ -55,6 +55,16 @@ class Topics:
             raise ValueError(f"model id {model_id!r} is not a valid topic name part")
         return f"{self.prefix}model.{model_id}"
 
+    def backbone(self, name: str) -> str:
+        """The subtask topic of every head on one backbone (co-scheduled: one encoder pass)."""
+        if not _MODEL_ID.match(name):
+            raise ValueError(f"backbone {name!r} is not a valid topic name part")
+        return f"{self.prefix}backbone.{name}"
+
+    def subtask_topic(self, model_id: str, backbone: str | None) -> str:
+        """Where a model's subtasks go: its backbone's topic when it has one."""
+        return self.backbone(backbone) if backbone else self.model(model_id)
+
     def core(self) -> list[str]:
         return [
             self.input,
@@ -82,9 +92,7 @@ class Topics:
         try:
             return mapping[name]
         except KeyError:
-            raise ValueError(
-                f"unknown tail target {name!r}; choose one of {', '.join(mapping)}"
-            ) from None
+            raise ValueError(f"unknown tail target {name!r}; choose one of {', '.join(mapping)}") from None
 
 
 def get_topics(settings: Settings | None = None) -> Topics:

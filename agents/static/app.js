@@ -15,7 +15,7 @@ function h(tag, attrs, ...children) {
     else if (k === "text") el.textContent = v;
     else el.setAttribute(k, v === true ? "" : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -146,8 +146,10 @@ function renderModels(models) {
     h("td", { class: "num" }, fmt(m.throughput, 1)),
     h("td", { class: "num" }, fmt(m.batch_size, 1)),
     h("td", { class: "num" }, fmt(m.per_item_ms, 2)),
+    h("td", { class: "num" }, fmt(m.batch_ms, 1)),
     h("td", { class: `num lag ${m.lag > 100 ? "high" : ""}` }, fmtInt(m.lag)),
-    h("td", { class: "num" }, fmtInt(m.errors)))));
+    h("td", { class: `num ${m.errors ? "err" : ""}` }, fmtInt(m.errors)),
+    h("td", { class: "num" }, m.workers))));
   toggleEmpty("models-empty", !models.length);
 }
 function renderAllocation(tasks) {
@@ -212,7 +214,7 @@ class LiveChart {
   constructor(el, height, opts) { this.el = el; this.height = height; this.opts = opts; this.plot = null; this.key = ""; }
   width() { return Math.max(280, this.el.clientWidth || 600); }
   update(names, data, labels) {
-    const key = names.join("\u0001");
+    const key = names.map((n) => (labels && labels[n]) || n).join("\u0001");
     if (!this.plot || key !== this.key) {
       if (this.plot) this.plot.destroy();
       this.key = key;
@@ -223,7 +225,7 @@ class LiveChart {
       }))];
       this.plot = new uPlot({
         width: this.width(), height: this.height, series, scales: this.opts.scales,
-        axes: this.opts.axes, plugins: this.opts.plugins || [], legend: { live: true },
+        axes: this.opts.axes, plugins: this.opts.plugins || [], legend: { live: this.opts.live !== false },
         cursor: { drag: { x: false, y: false } },
       }, data, this.el);
     } else {
@@ -239,8 +241,9 @@ const sentimentChart = new LiveChart($("sentiment-chart"), 260, {
   axes: [{ ...axisStyle }, { ...axisStyle, values: (u, vals) => vals.map((v) => (v > 0 ? "+" : "") + v.toFixed(1)) }],
   plugins: [zeroLine],
 });
-const throughputChart = new LiveChart($("throughput-chart"), 170, {
+const throughputChart = new LiveChart($("throughput-chart"), 190, {
   fmt: (v) => v.toFixed(1),
+  live: false,
   scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.15)] } },
   axes: [{ ...axisStyle }, { ...axisStyle, size: 44 }],
 });
