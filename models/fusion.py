@@ -114,11 +114,20 @@ def span_vote(
         total = sum(voters.values()) or 1.0
         backing = {m.model_id for m in members}
         share = sum(w for mid, w in voters.items() if mid in backing) / total
-        if share > min_share or (share == 1.0):
+        if share > min_share:
             best = max(members, key=lambda m: m.score)
             kept.append(
-                Span("fused", 1.0, start, end, etype, best.text, round(share, 4), best.key,
-                     {"votes": len(backing)})
+                Span(
+                    "fused",
+                    1.0,
+                    start,
+                    end,
+                    etype,
+                    best.text,
+                    round(share, 4),
+                    best.key,
+                    {"votes": len(backing)},
+                )
             )
     return dedupe_spans(kept)
 

@@ -94,6 +94,7 @@ def allocate(
     budget_ms: float,
     loads: Mapping[str, Load],
     ensemble_max: int = 3,
+    margin: float | None = None,
 ) -> Allocation | None:
     """Choose one model or an ensemble for ``task``; None when there is no candidate."""
     if not candidates:
@@ -117,10 +118,11 @@ def allocate(
         )
     best = feasible[0]
     chosen = [best]
+    margin = ENSEMBLE_MARGIN if margin is None else margin
     for c in feasible[1:]:
         if len(chosen) >= ensemble_max:
             break
-        if c.quality >= best.quality - ENSEMBLE_MARGIN and c.est_ms <= ENSEMBLE_BUDGET_SHARE * budget_ms:
+        if c.quality >= best.quality - margin and c.est_ms <= ENSEMBLE_BUDGET_SHARE * budget_ms:
             chosen.append(c)
     weights = _weights([c.quality for c in chosen])
     ids = [c.model_id for c in chosen]

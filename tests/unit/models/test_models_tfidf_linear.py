@@ -46,9 +46,7 @@ def test_matches_sklearn_decision_function(tmp_path, classifier, binary) -> None
     vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
     clf = classifier.fit(vec.fit_transform(texts), labels)
     export_tfidf_linear(tmp_path / "m", vec, clf, temperature=1.0, metadata={})
-    spec = ModelSpec(
-        id="m", task="t", kind="linear", adapter="tfidf_linear", artifact=str(tmp_path / "m")
-    )
+    spec = ModelSpec(id="m", task="t", kind="linear", adapter="tfidf_linear", artifact=str(tmp_path / "m"))
     adapter = TfidfLinearAdapter(spec)
 
     ours = adapter.decision_function(PROBES)

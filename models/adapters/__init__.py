@@ -1,0 +1,61 @@
+"""Model adapters: each turns a catalog :class:`~models.registry.ModelSpec` into a loaded
+:class:`~models.base.Adapter` (a batch of texts in, a batch of outputs out)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from models.base import Adapter
+from models.registry import ModelSpec
+
+
+def _vader(spec: ModelSpec) -> Adapter:
+    from models.adapters.vader import VaderAdapter
+
+    return VaderAdapter(spec)
+
+
+def _minilm_head(spec: ModelSpec) -> Adapter:
+    from models.adapters.minilm_head import MiniLMHeadAdapter
+
+    return MiniLMHeadAdapter(spec)
+
+
+def _tfidf_linear(spec: ModelSpec) -> Adapter:
+    from models.adapters.tfidf_linear import TfidfLinearAdapter
+
+    return TfidfLinearAdapter(spec)
+
+
+def _tickers(spec: ModelSpec) -> Adapter:
+    from models.adapters.tickers import TickersAdapter
+
+    return TickersAdapter(spec)
+
+
+def _test_controlled(spec: ModelSpec) -> Adapter:
+    from models.adapters.testing import ControlledAdapter
+
+    return ControlledAdapter(spec)
+
+
+# Factories import lazily so that, e.g., a recognize worker using only the TF-IDF domain
+# classifier never pays for importing torch.
+ADAPTERS: dict[str, Callable[[ModelSpec], Adapter]] = {
+    "vader": _vader,
+    "minilm_head": _minilm_head,
+    "tfidf_linear": _tfidf_linear,
+    "tickers": _tickers,
+    "test_controlled": _test_controlled,
+}
+
+
+def build_adapter(spec: ModelSpec) -> Adapter:
+    """Load the model a catalog entry describes."""
+    try:
+        factory = ADAPTERS[spec.adapter]
+    except KeyError:
+        raise KeyError(
+            f"model {spec.id!r} names unknown adapter {spec.adapter!r}; known: {sorted(ADAPTERS)}"
+        ) from None
+    return factory(spec)

