@@ -37,6 +37,7 @@ class DashboardConfig:
     recent_results: int = 500  # results the allocation counts and the rate look at
     texts_kept: int = 5_000  # message texts kept to show alert evidence
     bucket_s: int = 10  # sentiment chart resolution (event time)
+    rolling_s: int = 60  # each point: mean sentiment over this much event time up to it
     buckets_kept: int = 120  # per entity
     entities_kept: int = 2_000
     top_entities: int = 5
@@ -321,11 +322,19 @@ class DashboardState:
         return next((e for e in self.series if e.casefold() == folded), None)
 
     def entity_series(self, name: str) -> list[list[float | int | None]]:
-        """[[bucket start (s), mean sentiment or None, mentions], ...] in time order."""
-        buckets = self.series.get(name, {})
-        return [
-            [t, round(s / n, 4) if n else None, mentions] for t, (s, n, mentions) in sorted(buckets.items())
-        ]
+        """[[bucket start (s), rolling mean sentiment or None, mentions in the bucket], ...]
+        in time order; the mean covers the ``rolling_s`` of event time up to the bucket."""
+        buckets = sorted(self.series.get(name, {}).items())
+        out: list[list[float | int | None]] = []
+        total, scored, first = 0.0, 0, 0
+        for t, (s, n, mentions) in buckets:
+            total, scored = total + s, scored + n
+            while buckets[first][0] <= t - self.config.rolling_s:
+                total -= buckets[first][1][0]
+                scored -= buckets[first][1][1]
+                first += 1
+            out.append([t, round(total / scored, 4) if scored else None, mentions])
+        return out
 
     def rate(self, wall_ms: int, span_ms: int = 10_000) -> float:
         """Results per second over the last ``span_ms``."""
@@ -446,6 +455,7 @@ class DashboardState:
             "results": list(self.results),
             "sentiment": {
                 "bucket_s": self.config.bucket_s,
+                "rolling_s": self.config.rolling_s,
                 "entities": shown,
                 "watch": watch.strip() if watch and watch.strip() else None,
                 "watch_found": watched,

@@ -13,7 +13,7 @@ import time
 from aiokafka import TopicPartition
 from pydantic import ValidationError
 
-from agents.join import Done, Joiner
+from agents.join import Done, Joiner, plan_failovers
 from agents.results import build_result
 from agents.validate import Where, dead_letter
 from models.registry import Registry
@@ -21,7 +21,8 @@ from streams import metrics
 from streams.app import Outgoing, StreamApp
 from streams.codec import dumps, key_bytes, loads
 from streams.offsets import OffsetTracker
-from streams.records import Plan, Prediction
+from streams.records import Plan, Prediction, Subtask
+from streams.topics import Topics
 
 log = logging.getLogger(__name__)
 GROUP = "fuse"
@@ -46,10 +47,45 @@ def emit(done: list[Done], app: StreamApp, now_ms: int, labels_of: dict[str, lis
     return out
 
 
+def failovers(
+    joiner: Joiner,
+    message_ids: set[str],
+    alternatives: dict[str, list[str]],
+    backbone_of: dict[str, str | None],
+    topics: Topics,
+    now_ms: int,
+) -> list[Outgoing]:
+    """Subtasks for other models where every model tried for a task failed."""
+    out: list[Outgoing] = []
+    for mid in message_ids:
+        entry = joiner.pending.get(mid)
+        if entry is None:
+            continue
+        for f in plan_failovers(entry, alternatives, now_ms):
+            st = Subtask(
+                message_id=f.message_id,
+                task=f.task,
+                model_id=f.model_id,
+                text=f.text,
+                deadline_ms=f.deadline_ms,
+                created_ms=now_ms,
+            )
+            topic = topics.subtask_topic(f.model_id, backbone_of.get(f.model_id))
+            out.append(Outgoing(topic, dumps(st), key_bytes(mid)))
+            log.info("failover: %s %s -> %s", mid, f.task, f.model_id)
+    return out
+
+
 async def run(app: StreamApp, registry: Registry) -> None:
     """The fuse loop."""
     s = app.settings
     labels_of = {spec.id: spec.labels for spec in registry}
+    # Failover order per task: best validation quality first (test models only in tests).
+    alternatives: dict[str, list[str]] = {}
+    for spec in sorted(registry, key=lambda sp: -sp.quality):
+        alternatives.setdefault(spec.task, []).append(spec.id)
+    backbone_of = {spec.id: spec.backbone if s.coschedule else None for spec in registry}
+    errored: set[str] = set()
     joiner = Joiner(s.dedupe_capacity)
     tracker = OffsetTracker()
     consumer = None
@@ -79,15 +115,20 @@ async def run(app: StreamApp, registry: Registry) -> None:
                 if rec.topic == app.topics.plans:
                     joiner.add_plan(loads(rec.value, Plan), where, now_ms)
                 else:
-                    joiner.add_prediction(loads(rec.value, Prediction), where, now_ms)
+                    pred = loads(rec.value, Prediction)
+                    joiner.add_prediction(pred, where, now_ms)
+                    if pred.error is not None:
+                        errored.add(pred.message_id)
             except (ValidationError, ValueError) as exc:
                 tracker.release(*where)
                 dl = dead_letter(
                     rec.value, "bad_internal_record", f"undecodable: {exc}", "fuse", Where(*where)
                 )
                 dlq.append(Outgoing(app.topics.dlq, dumps(dl)))
+        retries = failovers(joiner, errored, alternatives, backbone_of, app.topics, now_ms)
+        errored.clear()
         done = joiner.collect(now_ms)
-        out = dlq + emit(done, app, now_ms, labels_of)
+        out = dlq + retries + emit(done, app, now_ms, labels_of)
         if out:
             await app.publish(out)
         for d in done:

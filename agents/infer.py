@@ -28,7 +28,6 @@ from streams.topics import Topics
 
 log = logging.getLogger(__name__)
 GROUP = "infer"
-MODEL_TIMEOUT_S = 30.0
 
 
 @dataclass(slots=True)
@@ -230,7 +229,7 @@ class ModelServer:
                 loop = asyncio.get_running_loop()
                 outputs = await asyncio.wait_for(
                     loop.run_in_executor(self.executor, run_models, live, self.adapters, self.backbone),
-                    MODEL_TIMEOUT_S,
+                    self.app.settings.model_timeout_s,
                 )
                 if len(outputs) != len(live):
                     raise RuntimeError(f"model returned {len(outputs)} outputs for {len(live)} inputs")
@@ -239,10 +238,14 @@ class ModelServer:
                 metrics.model_batch(self.name, len(live), elapsed / 1000)
                 preds += to_predictions(live, outputs, worker=worker, model_ms=elapsed, started_ms=started)
             except TimeoutError:
+                timeout = self.app.settings.model_timeout_s
                 self.meter.errors += len(live)
                 metrics.model_error(self.name, "timeout", len(live))
-                log.error("model %s timed out after %.0fs", self.name, MODEL_TIMEOUT_S)
-                preds += error_predictions(live, f"timeout after {MODEL_TIMEOUT_S:.0f}s", worker)
+                log.error("model %s timed out after %.1fs", self.name, timeout)
+                preds += error_predictions(live, f"timeout after {timeout:g}s", worker)
+                # The hung call keeps its thread; give the next batches a fresh one.
+                self.executor.shutdown(wait=False, cancel_futures=True)
+                self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{self.name}")
             except Exception as exc:
                 self.meter.errors += len(live)
                 metrics.model_error(self.name, "error", len(live))
@@ -292,7 +295,7 @@ def servers_for(
     servers: list[ModelServer] = []
     heads: dict[str, dict[str, Adapter]] = defaultdict(dict)
     for spec in specs:
-        if spec.backbone:
+        if spec.backbone and app.settings.coschedule:
             heads[spec.backbone][spec.id] = adapters[spec.id]
         else:
             servers.append(ModelServer(app, {spec.id: adapters[spec.id]}))

@@ -16,9 +16,50 @@ class Pending:
     predictions: dict[tuple[str, str], Prediction] = field(default_factory=dict)
     offsets: list[Offset] = field(default_factory=list)
     first_seen_ms: int = 0
+    failovers: set[tuple[str, str]] = field(default_factory=set)  # (task, model) added by fuse
+
+    def expected(self) -> set[tuple[str, str]]:
+        return (self.plan.expected() if self.plan else set()) | self.failovers
 
     def complete(self) -> bool:
-        return self.plan is not None and self.plan.expected() <= set(self.predictions)
+        return self.plan is not None and self.expected() <= set(self.predictions)
+
+
+@dataclass(slots=True, frozen=True)
+class Failover:
+    """A subtask to send to another model because every model tried for the task failed."""
+
+    message_id: str
+    task: str
+    model_id: str
+    text: str
+    deadline_ms: int
+
+
+def plan_failovers(entry: Pending, alternatives: dict[str, list[str]], now_ms: int) -> list[Failover]:
+    """For each task whose tried models all answered with errors, pick the next model.
+
+    ``alternatives`` lists each task's models best first. Expired subtasks are not retried
+    (their deadline has passed); a task with no untried model is left to fail, and the
+    result then says so.
+    """
+    if entry.plan is None or now_ms >= entry.plan.deadline_ms:
+        return []
+    out: list[Failover] = []
+    tried: dict[str, set[str]] = {}
+    for task, model in entry.expected():
+        tried.setdefault(task, set()).add(model)
+    for task, models in tried.items():
+        preds = [entry.predictions.get((task, m)) for m in models]
+        if any(p is None or p.error is None for p in preds):
+            continue  # still waiting, or some model served the task
+        if any((p.error or "").startswith("expired") for p in preds if p is not None):
+            continue
+        nxt = next((m for m in alternatives.get(task, []) if m not in models), None)
+        if nxt is not None:
+            entry.failovers.add((task, nxt))
+            out.append(Failover(entry.plan.message_id, task, nxt, entry.plan.text, entry.plan.deadline_ms))
+    return out
 
 
 @dataclass(slots=True)

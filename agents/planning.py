@@ -23,7 +23,9 @@ DOMAIN_TASKS: dict[str, list[str]] = {
     "general": ["sentiment", "entities"],
 }
 # Tasks a producer may ask for explicitly.
-KNOWN_TASKS = frozenset({"fin_sentiment", "sentiment", "intent", "entities", "toxicity", "urgency", "oos"})
+KNOWN_TASKS = frozenset(
+    {"fin_sentiment", "sentiment", "intent", "clinc_intent", "entities", "kb", "toxicity", "urgency"}
+)
 # A task whose models cannot share a vote in a meaningful way uses span voting.
 SPAN_TASKS = frozenset({"entities"})
 _ID_NAMESPACE = uuid.UUID("5f1c0e7e-2b1f-4c59-9a55-7b1f6c3e2a10")
@@ -127,7 +129,15 @@ class Planner:
                     )
                 )
                 continue
-            alloc = allocate(task, speaking, budget, loads, self.settings.ensemble_max)
+            everything = (msg.meta or {}).get("models") == "all"  # evaluation: run every model
+            alloc = allocate(
+                task,
+                speaking,
+                budget,
+                loads,
+                len(speaking) if everything else self.settings.ensemble_max,
+                margin=1.0 if everything else None,
+            )
             assert alloc is not None
             task_plans.append(
                 TaskPlan(

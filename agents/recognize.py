@@ -57,7 +57,8 @@ def route(
             out.append(Outgoing(topics.dlq, dumps(parsed), key_bytes(parsed.message_id)))
             continue
         valid.append((parsed, parsed.id or derive_id(raw.topic, raw.partition, raw.offset)))
-    backbone_of = {spec.id: spec.backbone for spec in planner.registry}
+    coschedule = planner.settings.coschedule
+    backbone_of = {spec.id: spec.backbone if coschedule else None for spec in planner.registry}
     for planned in planner.plan_batch(valid, loads, now_ms):
         key = key_bytes(planned.plan.message_id)
         out.append(Outgoing(topics.plans, dumps(planned.plan), key))

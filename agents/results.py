@@ -28,8 +28,11 @@ def build_result(
     missing_all: list[str] = []
     model_ms = 0.0
     queue_ms = 0.0
+    unserved_tasks = 0
     for tp in plan.tasks:
         got = {m: predictions.get((tp.task, m)) for m in tp.models}
+        # models fuse added after every planned model failed (failover)
+        got.update({m: p for (task, m), p in predictions.items() if task == tp.task and m not in got})
         missing = [m for m, p in got.items() if p is None]
         missing_all.extend(f"{tp.task}:{m}" for m in missing)
         arrived = [p for p in got.values() if p is not None]
@@ -37,6 +40,8 @@ def build_result(
             model_ms = max(model_ms, p.model_ms)
             queue_ms = max(queue_ms, p.queue_ms)
         outputs[tp.task] = fuse_task(tp, arrived, missing, uncertain_below, labels_of or {})
+        if not any(p.error is None for p in arrived):
+            unserved_tasks += 1  # every model tried for this task failed or never answered
     _attribute_sentiment(outputs)
     recognized = plan.stage_ts.get("recognized", now_ms)
     stage_ts = {**plan.stage_ts, "fused": now_ms}
@@ -52,7 +57,7 @@ def build_result(
         task_source=plan.task_source,
         outputs=outputs,
         unserved=plan.unserved,
-        partial=partial,
+        partial=partial or unserved_tasks > 0,
         missing=missing_all,
         latency_ms={
             "queue": round(queue_ms, 3),
@@ -75,7 +80,7 @@ def fuse_task(
     votes_out = [
         ModelVote(
             model_id=p.model_id,
-            weight=tp.weights.get(p.model_id, 0.0),
+            weight=tp.weights.get(p.model_id, 1.0),
             label=p.label,
             score=p.score,
             error=p.error,

@@ -363,21 +363,146 @@ def train(model: str | None, all_: bool) -> None:
 @main.command("eval")
 @click.argument("model", required=False)
 @click.option("--all", "all_", is_flag=True, help="evaluate every model")
+@click.option("--stream", is_flag=True, help="the test splits through the running pipeline")
+@click.option(
+    "--tasks",
+    default="fin_sentiment,sentiment,intent",
+    show_default=True,
+    help="with --stream: tasks to evaluate",
+)
+@click.option("--limit", type=int, default=None, help="with --stream: at most N test items per task")
+@click.option("--timeout", type=float, default=900.0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def evaluate(model: str | None, all_: bool, as_json: bool) -> None:
+def evaluate(
+    model: str | None, all_: bool, stream: bool, tasks: str, limit: int | None, timeout: float, as_json: bool
+) -> None:
     """Metrics on held-out test splits and latency per batch size; written to the catalog."""
+    if stream:
+        from agents.stream_eval import eval_stream
+
+        report = asyncio.run(eval_stream(get_settings(), [t for t in tasks.split(",") if t], limit, timeout))
+        if as_json:
+            _json_out(report)
+        else:
+            console.print(_stream_eval_table(report))
+        sys.exit(0 if report["received"] == report["sent"] else 1)
     from models import evaluate as evaluator
     from models.registry import Registry
 
     if all_:
-        ids = [s.id for s in Registry.load()]
+        ids = [s.id for s in Registry.load(include_test=False)]
     elif model:
         ids = [model]
     else:
-        _fail("name a MODEL or pass --all")
-    reports = {mid: evaluator.evaluate(mid) for mid in ids}
+        _fail("name a MODEL, pass --all, or --stream")
+    reports = evaluator.evaluate_all(ids)  # also refreshes the relative costs
     if as_json:
         _json_out(reports)
+
+
+def _stream_eval_table(r: dict) -> Table:
+    t = Table(title=f"eval --stream: {r['received']}/{r['sent']} results in {r['seconds']} s")
+    for col in ("task", "data set", "model", "n", "accuracy", "macro-F1"):
+        t.add_column(col)
+    for task, rep in r["tasks"].items():
+        for m, sc in sorted(rep["models"].items(), key=lambda kv: -kv[1]["accuracy"]):
+            t.add_row(task, rep["dataset"], m, str(sc["n"]), f"{sc['accuracy']:.4f}", f"{sc['macro_f1']:.4f}")
+        f = rep["fused"]
+        if f:
+            mark = "beats" if rep["fused_beats_best"] else "does not beat"
+            t.add_row(
+                task,
+                rep["dataset"],
+                f"[bold]fused[/] ({mark} {rep['best_single']})",
+                str(f["n"]),
+                f"[bold]{f['accuracy']:.4f}[/]",
+                f"[bold]{f['macro_f1']:.4f}[/]",
+            )
+    return t
+
+
+@main.command()
+@click.option("--messages", default=20_000, show_default=True, help="saturation run size")
+@click.option("--naive-messages", default=2_000, show_default=True)
+@click.option("--load-seconds", default=30.0, show_default=True, help="length of each load run")
+@click.option("--scale-messages", default=2_400, show_default=True)
+@click.option("--out", type=click.Path(), default=None, help="folder for JSON, PNG and logs")
+@click.option("--json", "as_json", is_flag=True)
+def bench(
+    messages: int,
+    naive_messages: int,
+    load_seconds: float,
+    scale_messages: int,
+    out: str | None,
+    as_json: bool,
+) -> None:
+    """Performance harness: ceiling, saturation, naive baseline, load, scale-out, stages."""
+    from agents.bench import run_bench
+
+    s = get_settings()
+    started = False
+    if s.embedded and local_broker.read_pid(s) is None:
+        local_broker.start(s)
+        started = True
+    try:
+        report = asyncio.run(
+            run_bench(
+                s,
+                messages=messages,
+                naive_messages=naive_messages,
+                load_seconds=load_seconds,
+                scale_messages=scale_messages,
+                out_dir=Path(out) if out else s.state_dir / "bench",
+                console=err,
+            )
+        )
+    finally:
+        if started:
+            local_broker.stop(s)
+    if as_json:
+        _json_out(report)
+        return
+    console.print(_bench_table(report))
+
+
+def _bench_table(r: dict) -> Table:
+    t = Table(title=f"streamfuse bench ({r['machine']['cpus']} CPUs, {r['machine']['device']})")
+    for col in ("measure", "value"):
+        t.add_column(col)
+    sat, naive, ceil = r["saturation"], r["naive"], r["ceiling"]
+    rows = [
+        (
+            "ceiling (models only, in-process)",
+            f"{ceil['messages_per_s']} msg/s at batch {ceil['batch_size']}",
+        ),
+        (
+            "end to end at saturation",
+            f"{sat['throughput']} msg/s ({sat['messages']} msgs, {sat['partial']} partial)",
+        ),
+        ("  latency p50 / p95 / p99", "{p50} / {p95} / {p99} ms".format(**sat["latency_ms"])),
+        ("naive baseline (batch 1, no shared encoder)", f"{naive['throughput']} msg/s"),
+        *[
+            (
+                f"latency at {k} of saturation",
+                "p50 {p50} / p95 {p95} / p99 {p99} ms".format(**v["latency_ms"]),
+            )
+            for k, v in r["load"].items()
+        ],
+        *[(f"scale-out, {k} infer worker(s)", f"{v['throughput']} msg/s") for k, v in r["scale_out"].items()],
+        ("saturation / ceiling", str(r["ratios"]["saturation_over_ceiling"])),
+        ("saturation / naive", str(r["ratios"]["saturation_over_naive"])),
+        ("scale-out 4 / 1", str(r["ratios"]["scale_4_over_1"])),
+        ("allocation overhead", f"{r['allocation_ms_per_message']} ms/message"),
+        ("recogniser alone", f"{ceil['recognizer_messages_per_s']} msg/s"),
+        *[(f"stage {k} (median)", f"{v} ms") for k, v in sat["stage_ms"].items()],
+        *[
+            (f"RSS {w}", f"{m['after_warmup_mb']:.0f} -> {m['end_mb']:.0f} MB ({m['growth']:+.1%})")
+            for w, m in r["memory"].items()
+        ],
+    ]
+    for k, v in rows:
+        t.add_row(k, v)
+    return t
 
 
 @main.command()

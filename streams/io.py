@@ -133,6 +133,7 @@ async def read_topic(
                         "partition": rec.partition,
                         "offset": rec.offset,
                         "key": rec.key.decode("utf-8", "replace") if rec.key else None,
+                        "timestamp": rec.timestamp,
                         "value": _decode(rec.value),
                     }
                     count += 1

@@ -17,22 +17,28 @@ model_compute_seconds                  histogram  model: one batched model call
 model_lag                              gauge      model: records behind on its subtask topic
 model_errors_total                     counter    model, kind (error | timeout | expired)
 subtasks_total                         counter    model: subtasks the allocator routed to it
+                                                  (heads on a shared backbone: per head)
 dlq_total                              counter    stage, reason
 alerts_total                           counter    rule, severity
 windows_total                          counter    (closed windows published)
 results_total                          counter    partial ("true" | "false")
 result_latency_seconds                 histogram  recognize -> fused, per result
 =====================================  =========  ==============================================
+
+For infer, ``model`` is the model server's name: a model id, or ``backbone.<name>`` for the
+heads co-scheduled on one encoder (one forward pass serves them all).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import orjson
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+from streams.records import Alert
 
 if TYPE_CHECKING:
     from streams.app import Outgoing
@@ -61,6 +67,22 @@ SECONDS_BUCKETS = (
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 ERROR_KINDS = ("error", "timeout", "expired")
+# Dead-letter reasons each stage can produce (agents/validate.py and the stages), created at 0
+# when a stage first publishes, so that increase() in Prometheus sees the first one too.
+DLQ_REASONS = {
+    "recognize": (
+        "empty",
+        "too_large",
+        "not_utf8",
+        "not_json",
+        "not_object",
+        "invalid_field",
+        "text_too_large",
+        "unknown_task",
+    ),
+    "infer": ("bad_subtask",),
+    "fuse": ("bad_internal_record",),
+}
 
 
 class Metrics:
@@ -134,6 +156,7 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             **kw,
         )
+        self._seen_stages: set[str] = set()
 
     # --- the API the stages call -------------------------------------------------------
     def stage_batch(self, stage: str, n: int, seconds: float, model: str | None = None) -> None:
@@ -165,6 +188,10 @@ class Metrics:
 
     def result(self, partial: bool, latency_ms: float | None = None) -> None:
         """One result published; ``latency_ms`` from recognize to fused."""
+        if "results" not in self._seen_stages:
+            self._seen_stages.add("results")
+            for flag in ("true", "false"):
+                self.results.labels(flag)
         self.results.labels("true" if partial else "false").inc()
         if latency_ms is not None:
             self.result_latency.observe(max(0.0, latency_ms) / 1000)
@@ -172,11 +199,16 @@ class Metrics:
     def published(self, stage: str, records: Iterable[Outgoing], topics: Topics) -> None:
         """Count what a stage just published, by topic: subtasks per model, dead letters by
         reason, alerts by rule, windows. Only dead letters and alerts are decoded (rare)."""
+        if stage not in self._seen_stages:
+            self._zero_series(stage)
         model_prefix = f"{topics.prefix}model."
+        backbone_prefix = f"{topics.prefix}backbone."
         for rec in records:
             topic = rec.topic
             if topic.startswith(model_prefix):
                 self.subtasks.labels(topic[len(model_prefix) :]).inc()
+            elif topic.startswith(backbone_prefix):  # co-scheduled heads share one topic
+                self.subtasks.labels(str(_field(rec.value, "model_id") or "unknown")).inc()
             elif topic == topics.windows:
                 self.windows.inc()
             elif topic == topics.dlq:
@@ -186,6 +218,16 @@ class Metrics:
                     str(_field(rec.value, "rule") or "unknown"),
                     str(_field(rec.value, "severity") or "unknown"),
                 )
+
+    def _zero_series(self, stage: str) -> None:
+        """Create the stage's known label sets at 0 (a counter born at 1 loses that 1 to rate())."""
+        self._seen_stages.add(stage)
+        for reason in DLQ_REASONS.get(stage, ()):
+            self.dlq.labels(stage, reason)
+        if stage == "monitor":
+            for rule in get_args(Alert.model_fields["rule"].annotation):
+                for severity in get_args(Alert.model_fields["severity"].annotation):
+                    self.alerts.labels(rule, severity)
 
 
 def _field(value: bytes, name: str) -> object:
@@ -217,7 +259,9 @@ def start_metrics_server(settings: Settings, registry: CollectorRegistry = REGIS
     """
     if not settings.metrics_port:
         return None
-    from prometheus_client import start_http_server
+    from prometheus_client import disable_created_metrics, start_http_server
+
+    disable_created_metrics()  # no *_created series: they double the series count for nothing
 
     try:
         server, _thread = start_http_server(

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     deadline_grace_ms: int = Field(
         default=3_000, description="fuse waits this long past the budget before a partial result"
     )
+    model_timeout_s: float = Field(
+        default=30.0, description="a model batch running longer is abandoned (error predictions)"
+    )
+    coschedule: bool = Field(
+        default=True, description="heads on one backbone share one encoder pass (off = naive)"
+    )
     ensemble_max: int = Field(default=3, description="most models in one task's ensemble")
     linger_ms: int = Field(default=5, description="producer linger (0 halves throughput)")
     session_timeout_ms: int = Field(default=10_000, description="consumer group session timeout")

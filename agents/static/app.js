@@ -65,9 +65,9 @@ function taskBlock(t) {
     }
   } else {
     chips.push(h("span", { class: `chip ${tone(t.label)}`, title: `${t.strategy}${t.agreement !== null ? ", agreement " + fmt(t.agreement) : ""}` },
-      h("span", { class: "k" }, t.task), t.label || "?",
-      t.score !== null ? h("span", { class: "k" }, fmt(t.score)) : null,
-      t.uncertain ? h("span", { class: "q", title: "uncertain" }, "?") : null));
+      h("span", { class: "k" }, t.task), t.label || "no answer",
+      t.label && t.score !== null ? h("span", { class: "k" }, fmt(t.score)) : null,
+      t.label && t.uncertain ? h("span", { class: "q", title: "uncertain: fused confidence under the threshold" }, "?") : null));
   }
   const votes = t.models.map((m, i) => [
     i ? " · " : "",
@@ -75,7 +75,10 @@ function taskBlock(t) {
     m.weight !== null ? ` ${fmt(m.weight)}` : "",
     m.error ? h("span", { class: "err", title: m.error }, " error") : m.label && !t.entities ? ` → ${m.label}` : "",
   ]);
-  if (t.missing && t.missing.length) votes.push(h("span", { class: "err" }, ` · missing ${t.missing.join(", ")}`));
+  if (t.missing && t.missing.length) {
+    votes.push(h("span", { class: "err", title: "the deadline passed before these models answered" },
+      `${votes.length ? " · " : ""}missing ${t.missing.join(", ")}`));
+  }
   return h("div", { class: "task", "data-task": t.task },
     h("div", { class: "chips" }, chips),
     h("div", { class: "votes" }, votes));
@@ -235,7 +238,7 @@ class LiveChart {
   resize() { if (this.plot) this.plot.setSize({ width: this.width(), height: this.height }); }
 }
 const axisStyle = { stroke: "#656d76", grid: { stroke: "#eef0f3", width: 1 }, ticks: { stroke: "#e3e6ea", width: 1 } };
-const sentimentChart = new LiveChart($("sentiment-chart"), 260, {
+const sentimentChart = new LiveChart($("sentiment-chart"), 300, {
   fmt: (v) => (v > 0 ? "+" : "") + v.toFixed(2),
   scales: { x: { time: true }, y: { auto: false, range: [-1.05, 1.05] } },
   axes: [{ ...axisStyle }, { ...axisStyle, values: (u, vals) => vals.map((v) => (v > 0 ? "+" : "") + v.toFixed(1)) }],
@@ -245,12 +248,13 @@ const throughputChart = new LiveChart($("throughput-chart"), 190, {
   fmt: (v) => v.toFixed(1),
   live: false,
   scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.15)] } },
-  axes: [{ ...axisStyle }, { ...axisStyle, size: 44 }],
+  axes: [{ ...axisStyle, values: (u, splits) => splits.map((v) => clock(v * 1000)) }, { ...axisStyle, size: 44 }],
 });
 window.addEventListener("resize", () => { sentimentChart.resize(); throughputChart.resize(); });
 
 function renderSentiment(s) {
   $("bucket").textContent = s.bucket_s;
+  $("rolling").textContent = s.rolling_s;
   const names = s.entities;
   const labels = {};
   for (const n of names) labels[n] = n === s.watch_found ? `${n} (tracked)` : n;

@@ -1,0 +1,436 @@
+"""`streamfuse bench`: the performance harness, all parts in one run on the real broker.
+
+1. ceiling      the message mix through the selected models in a tight in-process loop
+2. saturation   N messages through the whole pipeline: throughput, latency percentiles
+3. naive        the same pipeline, per message and per model (batch 1, no shared encoder)
+4. load         latency percentiles at 50% and 80% of the saturation rate
+5. scale-out    a fixed-time test model with 1, 2 and 4 infer workers
+6. stages       per-stage cost from the stage timestamps results carry
+plus allocation overhead per message, the recogniser's own throughput, and worker memory.
+
+It lives beside the stages because it drives them: the CLI is its only caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psutil
+from aiokafka import AIOKafkaProducer
+
+from streams.admin import all_topics, ensure_topics
+from streams.io import read_topic
+from streams.settings import Settings
+from streams.topics import Topics
+
+REPO = Path(__file__).resolve().parent.parent
+BIG_BUDGET = {"budget_ms": 600_000}  # saturation runs queue deeply: nothing may expire
+
+
+def message_mix(n: int, data_dir: Path, run: str, tasks: list[str] | None = None) -> list[dict]:
+    """``n`` messages cycling over the bundled financial and chat feeds (mixed 50/50)."""
+    fin = [orjson.loads(x) for x in (data_dir / "demo" / "financial_news.jsonl").read_bytes().splitlines()]
+    chat = [orjson.loads(x) for x in (data_dir / "demo" / "support_chat.jsonl").read_bytes().splitlines()]
+    out = []
+    for i in range(n):
+        src = (fin if i % 2 == 0 else chat)[(i // 2) % (len(fin) if i % 2 == 0 else len(chat))]
+        msg = {
+            "id": f"{run}-{i:06d}",
+            "text": src["text"],
+            "source": src["source"],
+            "key": src["key"],
+            "meta": dict(BIG_BUDGET),
+        }
+        if tasks:
+            msg["tasks"] = tasks
+        out.append(msg)
+    return out
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan")}
+    qs = statistics.quantiles(values, n=100, method="inclusive") if len(values) > 1 else values * 99
+    return {"p50": round(qs[49], 1), "p95": round(qs[94], 1), "p99": round(qs[98], 1)}
+
+
+@dataclass
+class RunResult:
+    name: str
+    messages: int
+    seconds: float
+    throughput: float
+    latency_ms: dict[str, float]
+    partial: int
+    stage_ms: dict[str, float] = field(default_factory=dict)
+    rss_mb: dict[str, list[float]] = field(default_factory=dict)
+
+
+class Pipeline:
+    """Worker processes on a fresh topic prefix."""
+
+    def __init__(self, settings: Settings, layout: list[str], env: dict[str, str], log_dir: Path):
+        self.prefix = f"b{uuid.uuid4().hex[:6]}."
+        self.settings = settings.model_copy(update={"topic_prefix": self.prefix})
+        self.topics = Topics(self.prefix)
+        self.layout = layout
+        self.env = {
+            **os.environ,
+            "STREAMFUSE_TOPIC_PREFIX": self.prefix,
+            "STREAMFUSE_STATE_DIR": str(settings.state_dir),
+            **env,
+        }
+        self.log_dir = log_dir
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    async def start(self) -> None:
+        from models.registry import Registry
+
+        reg = Registry.load(include_test=True)
+        await ensure_topics(
+            self.settings,
+            all_topics(self.topics, [m.id for m in reg], [m.backbone for m in reg if m.backbone]),
+        )
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for i, roles in enumerate(self.layout):
+            log = open(self.log_dir / f"{self.prefix}{i}.log", "ab")  # noqa: SIM115
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker", "--roles", roles],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=REPO,
+            )
+            log.close()
+            self.procs.append((roles, proc))
+
+    def stop(self) -> None:
+        for _, p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for _, p in self.procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+    def rss_mb(self) -> dict[str, float]:
+        out = {}
+        for roles, p in self.procs:
+            with contextlib.suppress(psutil.Error):
+                out[f"{roles}#{p.pid}"] = psutil.Process(p.pid).memory_info().rss / 2**20
+        return out
+
+    async def run(self, msgs: list[dict], rate: float | None, name: str, timeout: float = 1800) -> RunResult:
+        """Produce ``msgs`` (``ts`` stamped at send time), wait for every result."""
+        want = {m["id"] for m in msgs}
+        got: dict[str, tuple[int, dict]] = {}
+        ready = asyncio.Event()
+        done = asyncio.Event()
+        rss: dict[str, list[float]] = defaultdict(list)
+
+        async def collect() -> None:
+            async for rec in read_topic(
+                self.settings, self.topics.results, from_beginning=False, ready=ready
+            ):
+                v = rec["value"]
+                if isinstance(v, dict) and v.get("id") in want and v["id"] not in got:
+                    got[v["id"]] = (rec["timestamp"], v)
+                    if len(got) == len(want):
+                        done.set()
+                        return
+
+        async def sample() -> None:
+            while not done.is_set():
+                for k, v in self.rss_mb().items():
+                    rss[k].append(round(v, 1))
+                await asyncio.sleep(1)
+
+        collector = asyncio.create_task(collect())
+        sampler = asyncio.create_task(sample())
+        await ready.wait()
+        producer = AIOKafkaProducer(**self.settings.client_kwargs(), linger_ms=5, acks=1)
+        await producer.start()
+        t0 = time.monotonic()
+        try:
+            futs = []
+            for i, m in enumerate(msgs):
+                if rate:
+                    delay = t0 + i / rate - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                m["ts"] = int(time.time() * 1000)
+                futs.append(await producer.send(self.topics.input, orjson.dumps(m), key=m["key"].encode()))
+                if len(futs) >= 1000:
+                    await asyncio.gather(*futs)
+                    futs.clear()
+            await asyncio.gather(*futs)
+        finally:
+            await producer.stop()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), timeout)
+        elapsed = time.monotonic() - t0
+        done.set()
+        collector.cancel()
+        sampler.cancel()
+        for t in (collector, sampler):
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        results = [v for _, v in got.values()]
+        lat = [ts - v["ts"] for ts, v in got.values()]
+        stage = defaultdict(list)
+        for r in results:
+            st = r.get("stage_ts", {})
+            if "recognized" in st:
+                stage["ingest_to_recognized"].append(st["recognized"] - r["ts"])
+            if "fused" in st and "recognized" in st:
+                stage["recognized_to_fused"].append(st["fused"] - st["recognized"])
+            lm = r.get("latency_ms", {})
+            if "queue" in lm:
+                stage["model_queue"].append(lm["queue"])
+            if "model" in lm:
+                stage["model_batch"].append(lm["model"])
+        return RunResult(
+            name=name,
+            messages=len(got),
+            seconds=round(elapsed, 2),
+            throughput=round(len(got) / elapsed, 1) if elapsed else 0.0,
+            latency_ms=percentiles(lat),
+            partial=sum(1 for r in results if r.get("partial")),
+            stage_ms={k: round(statistics.median(v), 2) for k, v in stage.items() if v},
+            rss_mb=dict(rss),
+        )
+
+
+async def warm(pipe: Pipeline, data_dir: Path, tasks: list[str] | None = None) -> None:
+    """Wait until every stage answers (groups joined, models loaded)."""
+    await pipe.run(message_mix(40, data_dir, f"warm{uuid.uuid4().hex[:4]}", tasks), None, "warm-up", 300)
+
+
+def ceiling(settings: Settings, n: int) -> dict[str, Any]:
+    """Messages/s of the selected models alone, in-process, at the best batch size."""
+    from agents.infer import run_models
+    from agents.planning import Planner
+    from agents.recognize import build_planner
+    from models.adapters import build_adapter
+    from models.registry import Registry
+    from streams.records import InputMessage
+
+    registry = Registry.load()
+    planner: Planner = build_planner(registry, settings)
+    msgs = message_mix(n, settings.data_path, "ceil")
+    t0 = time.perf_counter()
+    planned = planner.plan_batch(
+        [(InputMessage(**{k: v for k, v in m.items()}), m["id"]) for m in msgs], {}, int(time.time() * 1000)
+    )
+    plan_s = time.perf_counter() - t0
+    groups: dict[str | None, list] = defaultdict(list)
+    for p in planned:
+        for st in p.subtasks:
+            spec = registry.get(st.model_id)
+            groups[spec.backbone or st.model_id].append(st)
+    adapters = {s.id: build_adapter(s) for s in registry if s.task != "domain"}
+    best: dict[str, Any] = {}
+    for batch in (32, 64, 128):
+        t0 = time.perf_counter()
+        for key, subtasks in groups.items():
+            spec_ids = {st.model_id for st in subtasks}
+            backbone = registry.get(next(iter(spec_ids))).backbone
+            group_adapters = {i: adapters[i] for i in spec_ids} if backbone else None
+            for start in range(0, len(subtasks), batch):
+                chunk = subtasks[start : start + batch]
+                if backbone:
+                    run_models(chunk, group_adapters, backbone)
+                else:
+                    run_models(chunk, {key: adapters[key]}, None)
+        took = time.perf_counter() - t0
+        rate = n / took
+        if not best or rate > best["messages_per_s"]:
+            best = {"batch_size": batch, "messages_per_s": round(rate, 1), "seconds": round(took, 2)}
+    best["allocation_ms_per_message"] = round(plan_s * 1000 / n, 4)
+    best["recognizer_messages_per_s"] = round(n / plan_s, 1)
+    return best
+
+
+def allocation_overhead(settings: Settings, n: int = 20_000) -> float:
+    """Milliseconds per message for the allocator's scoring alone (all tasks of a message)."""
+    from models.registry import Registry
+    from models.scoring import allocate
+
+    registry = Registry.load()
+    tasks = ["fin_sentiment", "entities", "intent", "sentiment"]
+    cands = {t: registry.for_task(t) for t in tasks}
+    t0 = time.perf_counter()
+    for _ in range(n // 2):
+        for t in tasks[:2] if _ % 2 else tasks[2:]:
+            allocate(t, cands[t], 2000, {}, settings.ensemble_max)
+    return round((time.perf_counter() - t0) * 1000 / (n // 2), 4)
+
+
+async def run_bench(
+    settings: Settings,
+    *,
+    messages: int,
+    naive_messages: int,
+    load_seconds: float,
+    scale_messages: int,
+    out_dir: Path,
+    console,
+) -> dict[str, Any]:
+    """Run every part; returns the report (also written as JSON and PNG under ``out_dir``)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    logs = out_dir / "logs"
+    report: dict[str, Any] = {"machine": machine(), "messages": messages}
+    console.print("[bold]1/6 ceiling[/] (in-process, no Kafka)")
+    report["ceiling"] = await asyncio.to_thread(ceiling, settings, min(messages, 2000))
+    report["allocation_ms_per_message"] = allocation_overhead(settings)
+    layout = ["infer", "recognize,fuse,monitor"]
+    env = {"STREAMFUSE_TORCH_THREADS": "2"}
+
+    console.print(f"[bold]2/6 saturation[/]: {messages} messages, layout {layout}")
+    pipe = Pipeline(settings, layout, env, logs)
+    await pipe.start()
+    try:
+        await warm(pipe, settings.data_path)
+        sat = await pipe.run(message_mix(messages, settings.data_path, "sat"), None, "saturation")
+        report["saturation"] = asdict(sat)
+        console.print(f"   {sat.throughput} msg/s, p99 {sat.latency_ms['p99']} ms")
+        report["load"] = {}
+        for share in (0.5, 0.8):
+            rate = max(1.0, sat.throughput * share)
+            n = max(50, int(rate * load_seconds))
+            console.print(f"[bold]4/6 load[/] at {int(share * 100)}%: {rate:.0f} msg/s for {n} messages")
+            res = await pipe.run(
+                message_mix(n, settings.data_path, f"load{int(share * 100)}"),
+                rate,
+                f"load-{int(share * 100)}",
+            )
+            report["load"][f"{int(share * 100)}%"] = asdict(res)
+    finally:
+        pipe.stop()
+    report["memory"] = memory_growth(report["saturation"]["rss_mb"])
+
+    console.print(f"[bold]3/6 naive[/]: {naive_messages} messages, batch 1, no shared encoder pass")
+    pipe = Pipeline(
+        settings, layout, {**env, "STREAMFUSE_BATCH_MAX": "1", "STREAMFUSE_COSCHEDULE": "false"}, logs
+    )
+    await pipe.start()
+    try:
+        await warm(pipe, settings.data_path)
+        naive = await pipe.run(message_mix(naive_messages, settings.data_path, "naive"), None, "naive")
+        report["naive"] = asdict(naive)
+    finally:
+        pipe.stop()
+
+    console.print("[bold]5/6 scale-out[/]: fixed-time test model, 1, 2 and 4 infer workers")
+    report["scale_out"] = {}
+    for k in (1, 2, 4):
+        scale_env = {"STREAMFUSE_TEST_MODELS": "1", "STREAMFUSE_BATCH_MAX": "8"}
+        pipe = Pipeline(settings, ["recognize,fuse"] + ["infer:test-fixed"] * k, scale_env, logs)
+        await pipe.start()
+        try:
+            await warm(pipe, settings.data_path, ["test_scale"])
+            res = await pipe.run(
+                message_mix(scale_messages, settings.data_path, f"scale{k}", ["test_scale"]),
+                None,
+                f"scale-{k}",
+            )
+            report["scale_out"][str(k)] = {
+                "throughput": res.throughput,
+                "seconds": res.seconds,
+                "messages": res.messages,
+            }
+        finally:
+            pipe.stop()
+    report["ratios"] = ratios(report)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (out_dir / f"bench-{stamp}.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    plot(report, out_dir / f"bench-{stamp}.png")
+    report["files"] = [str(out_dir / f"bench-{stamp}.json"), str(out_dir / f"bench-{stamp}.png")]
+    return report
+
+
+def memory_growth(rss: dict[str, list[float]]) -> dict[str, Any]:
+    """Per worker: RSS after warm-up (20% into the run), at the end, peak, growth."""
+    out = {}
+    for worker, series in rss.items():
+        if len(series) < 5:
+            continue
+        base = series[len(series) // 5]
+        out[worker] = {
+            "after_warmup_mb": base,
+            "end_mb": series[-1],
+            "peak_mb": max(series),
+            "growth": round(series[-1] / base - 1, 4),
+        }
+    return out
+
+
+def ratios(r: dict[str, Any]) -> dict[str, float]:
+    sat = r["saturation"]["throughput"]
+    scale = r["scale_out"]
+    return {
+        "saturation_over_ceiling": round(sat / r["ceiling"]["messages_per_s"], 3),
+        "saturation_over_naive": round(sat / r["naive"]["throughput"], 2) if r["naive"]["throughput"] else 0,
+        "scale_4_over_1": round(scale["4"]["throughput"] / scale["1"]["throughput"], 2),
+    }
+
+
+def machine() -> dict[str, Any]:
+    import platform
+
+    import torch
+
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.is_available(),
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+    }
+
+
+def plot(r: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    names = ["ceiling", "saturation", "naive"]
+    values = [r["ceiling"]["messages_per_s"], r["saturation"]["throughput"], r["naive"]["throughput"]]
+    axes[0].bar(names, values, color=["#888", "#2a7", "#c44"])
+    axes[0].set_title("throughput (messages/s)")
+    runs = {"saturation": r["saturation"], **{f"load {k}": v for k, v in r["load"].items()}}
+    x = range(3)
+    for i, (name, run) in enumerate(runs.items()):
+        lat = run["latency_ms"]
+        axes[1].bar([xi + i * 0.25 for xi in x], [lat["p50"], lat["p95"], lat["p99"]], width=0.25, label=name)
+    axes[1].set_xticks([xi + 0.25 for xi in x], ["p50", "p95", "p99"])
+    axes[1].set_yscale("log")
+    axes[1].set_title("produce → result latency (ms)")
+    axes[1].legend()
+    ks = sorted(r["scale_out"], key=int)
+    axes[2].plot([int(k) for k in ks], [r["scale_out"][k]["throughput"] for k in ks], "o-")
+    axes[2].set_xticks([int(k) for k in ks])
+    axes[2].set_title("scale-out, fixed-time model (messages/s)")
+    axes[2].set_xlabel("infer workers")
+    fig.suptitle(f"streamfuse bench: {r['machine']['cpus']} CPUs, {r['machine']['device']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
