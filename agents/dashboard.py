@@ -31,7 +31,8 @@ from streams.topics import Topics
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
-PUSH_INTERVAL_S = 0.5
+PUSH_INTERVAL_S = 0.5  # at most this often, when something changed
+REFRESH_S = 2.0  # at least this often: rates, ages and open alerts move with the clock
 HEARTBEAT_S = 15.0
 
 
@@ -57,6 +58,7 @@ class Dashboard:
         self.ready = {kind: asyncio.Event() for kind in KINDS}
         self.tick = asyncio.Event()  # set (and replaced) whenever there is news to push
         self.errors: dict[str, str] = {}
+        self._cache: dict[tuple[int, str], tuple[float, bytes]] = {}
 
     # --- reading the topics -------------------------------------------------------------
     def topic_of(self, kind: str) -> str:
@@ -90,12 +92,14 @@ class Dashboard:
             lookback = 0  # after a reconnect, only new records (the state has the rest)
 
     async def notify(self) -> None:
-        """Wake the SSE streams when the state changed, at most every PUSH_INTERVAL_S."""
-        seen = -1
+        """Wake the SSE streams when the state changed (at most every PUSH_INTERVAL_S) and
+        every REFRESH_S anyway."""
+        seen, last = -1, 0.0
         while not self.stopping.is_set():
             await asyncio.sleep(PUSH_INTERVAL_S)
-            if self.state.version != seen:
-                seen = self.state.version
+            now = time.monotonic()
+            if self.state.version != seen or now - last >= REFRESH_S:
+                seen, last = self.state.version, now
                 self.tick.set()
                 self.tick = asyncio.Event()
 
@@ -105,6 +109,18 @@ class Dashboard:
         snap["errors"] = dict(self.errors)
         snap["topics"] = {kind: self.topic_of(kind) for kind in KINDS}
         return snap
+
+    def snapshot_json(self, watch: str | None) -> bytes:
+        """The encoded snapshot, shared by the pages watching the same entity for a moment."""
+        key = (self.state.version, (watch or "").strip())
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < PUSH_INTERVAL_S:
+            return hit[1]
+        data = orjson.dumps(self.snapshot(watch))
+        self._cache = {k: v for k, v in self._cache.items() if now - v[0] < PUSH_INTERVAL_S}
+        self._cache[key] = (now, data)
+        return data
 
     # --- HTTP ------------------------------------------------------------------------------
     def web_app(self) -> web.Application:
@@ -121,7 +137,7 @@ class Dashboard:
 
     async def api_snapshot(self, request: web.Request) -> web.Response:
         return web.Response(
-            body=orjson.dumps(self.snapshot(request.query.get("watch"))),
+            body=self.snapshot_json(request.query.get("watch")),
             content_type="application/json",
         )
 
@@ -135,7 +151,7 @@ class Dashboard:
         )
 
     async def events(self, request: web.Request) -> web.StreamResponse:
-        """Server-Sent Events: a full snapshot now and whenever something changed."""
+        """Server-Sent Events: a full snapshot now and at every tick of ``notify``."""
         watch = request.query.get("watch")
         resp = web.StreamResponse(
             headers={
@@ -146,23 +162,17 @@ class Dashboard:
         )
         await resp.prepare(request)
         await resp.write(b"retry: 2000\n\n")
-        sent = -1
         try:
             while not self.stopping.is_set():
-                if self.state.version != sent:
-                    sent = self.state.version
-                    data = orjson.dumps(self.snapshot(watch))
-                    await resp.write(b"event: snapshot\ndata: " + data + b"\n\n")
+                data = self.snapshot_json(watch)
+                await resp.write(b"event: snapshot\ndata: " + data + b"\n\n")
                 tick = self.tick
                 stop = asyncio.ensure_future(self.stopping.wait())
                 woke = asyncio.ensure_future(tick.wait())
-                done, _ = await asyncio.wait(
-                    {stop, woke}, timeout=HEARTBEAT_S, return_when=asyncio.FIRST_COMPLETED
-                )
+                # a tick, the stop, or (no notifier running) the heartbeat: send again
+                await asyncio.wait({stop, woke}, timeout=HEARTBEAT_S, return_when=asyncio.FIRST_COMPLETED)
                 for f in (stop, woke):
                     f.cancel()
-                if not done:
-                    await resp.write(b": keep-alive\n\n")
         except ConnectionResetError:
             pass  # the page went away
         return resp

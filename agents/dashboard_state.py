@@ -8,6 +8,7 @@ and models fall out, so the dashboard runs for as long as the pipeline does.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any
@@ -61,9 +62,10 @@ def sentiment_score(label: str | None) -> float | None:
 class _Bounded(OrderedDict):
     """An LRU-ordered dict that forgets its oldest entries past ``capacity``."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, on_evict: Any = None) -> None:
         super().__init__()
         self.capacity = capacity
+        self.on_evict = on_evict
 
     def touch(self, key: Any, default_factory: Any) -> Any:
         if key in self:
@@ -71,7 +73,9 @@ class _Bounded(OrderedDict):
             return self[key]
         value = self[key] = default_factory()
         while len(self) > self.capacity:
-            self.popitem(last=False)
+            old_key, old_value = self.popitem(last=False)
+            if self.on_evict is not None:
+                self.on_evict(old_key, old_value)
         return value
 
 
@@ -102,7 +106,9 @@ class DashboardState:
         self.chosen: Counter[tuple[str, str]] = Counter()  # (task, model) over allocations
         self.task_results: Counter[str] = Counter()
         self.degraded: Counter[str] = Counter()
-        self.series: _Bounded = _Bounded(c.entities_kept)  # entity -> {bucket: [sum, n]}
+        # entity -> {bucket start: [sentiment sum, n scored, mentions]}, and mentions per entity
+        self.mentions: Counter[str] = Counter()
+        self.series: _Bounded = _Bounded(c.entities_kept, lambda name, _: self.mentions.pop(name, None))
         self.alerts: _Bounded = _Bounded(500)  # alert id -> alert dict (+ received)
         self.conversations: _Bounded = _Bounded(c.conversations_kept)
         self.feeds: dict[str, dict[str, Any]] = {}  # source -> latest closed tumbling window
@@ -172,11 +178,12 @@ class DashboardState:
             buckets = self.series.touch(name, dict)
             cell = buckets.setdefault(bucket, [0.0, 0, 0])  # sentiment sum, n scored, mentions
             cell[2] += 1
+            self.mentions[name] += 1
             if score is not None:
                 cell[0] += score
                 cell[1] += 1
             if len(buckets) > c.buckets_kept:
-                del buckets[min(buckets)]
+                self.mentions[name] -= buckets.pop(min(buckets))[2]
         # conversation turns
         if is_chat_turn(r):
             conv = self.conversations.touch(
@@ -307,9 +314,11 @@ class DashboardState:
 
     # --- views -----------------------------------------------------------------------------
     def top_entities(self) -> list[str]:
-        totals = {name: sum(cell[2] for cell in b.values()) for name, b in self.series.items()}
-        ranked = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))
-        return [name for name, _ in ranked[: self.config.top_entities]]
+        """The most mentioned entities in the kept buckets (ties: by name)."""
+        ranked = heapq.nsmallest(
+            self.config.top_entities, self.mentions.items(), key=lambda kv: (-kv[1], kv[0])
+        )
+        return [name for name, _ in ranked]
 
     def find_entity(self, name: str | None) -> str | None:
         """The tracked entity a user typed (exact first, then case-insensitive)."""

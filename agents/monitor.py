@@ -37,6 +37,7 @@ async def run(app: StreamApp, rules: AlertRules | None = None) -> None:
         if consumer is not None:
             await app.commit(consumer, tracker.to_commit())
         store.open.clear()
+        store.max_ts_by_part.clear()
         for tp in revoked:
             tracker.forget(tp.topic, tp.partition)
 

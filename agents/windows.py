@@ -120,22 +120,41 @@ class WindowStore:
         self.hop_ms = hop_s * 1000
         self.grace_ms = grace_s * 1000
         self.open: dict[WindowKey, Window] = {}
-        self.max_ts: int | None = None
+        # Newest event time per input partition: results of different partitions arrive
+        # out of order, so the watermark follows the slowest partition (as Flink does).
+        self.max_ts_by_part: dict[int, int] = {}
+        self.wall_by_part: dict[int, int] = {}
+        self.idle_timeout_ms = max(self.grace_ms, 2_000)
         self.last_event_wall_ms: int | None = None
         self.late = 0
 
     def watermark(self, wall_ms: int) -> int | None:
-        """Event time up to which windows are complete: the newest event minus the grace,
-        advanced by wall-clock idle time so the last windows close when the feed stops."""
-        if self.max_ts is None or self.last_event_wall_ms is None:
+        """Event time up to which windows are complete: the slowest partition's newest event
+        minus the grace, advanced by wall-clock idle time so the last windows close when the
+        feed stops."""
+        if not self.max_ts_by_part or self.last_event_wall_ms is None:
             return None
+        # A partition quiet for a while does not hold the others back (Flink's idleness).
+        active = [
+            ts
+            for part, ts in self.max_ts_by_part.items()
+            if wall_ms - self.wall_by_part.get(part, 0) <= self.idle_timeout_ms
+        ]
+        if active:
+            return min(active) - self.grace_ms
         idle = max(0, wall_ms - self.last_event_wall_ms)
-        return self.max_ts - self.grace_ms + idle
+        return max(self.max_ts_by_part.values()) - self.grace_ms + idle
+
+    @property
+    def max_ts(self) -> int | None:
+        return max(self.max_ts_by_part.values(), default=None)
 
     def add(self, r: Result, wall_ms: int, where: Offset | None = None) -> int:
         """Add a result to its windows; returns how many windows took it (0 = too late)."""
         wm = self.watermark(wall_ms)
-        self.max_ts = r.ts if self.max_ts is None else max(self.max_ts, r.ts)
+        part = where[1] if where is not None else 0
+        self.max_ts_by_part[part] = max(self.max_ts_by_part.get(part, r.ts), r.ts)
+        self.wall_by_part[part] = wall_ms
         self.last_event_wall_ms = wall_ms
         sentiment = message_sentiment(r)
         taken = 0

@@ -19,9 +19,7 @@ def _lines(name: str) -> list[bytes]:
     return [ln for ln in (DEMO / name).read_bytes().splitlines() if ln.strip()]
 
 
-def test_every_message_ends_as_one_result_or_one_dead_letter(
-    env: Env, start_worker, tmp_path: Path
-):
+def test_every_message_ends_as_one_result_or_one_dead_letter(env: Env, start_worker, tmp_path: Path):
     good = _lines("financial_news.jsonl")[:60] + _lines("support_chat.jsonl")[:60]
     bad = [
         *_lines("bad_inputs.jsonl"),

@@ -26,9 +26,7 @@ def engine() -> AlertEngine:
 
 def test_calm_stream_raises_nothing():
     e = engine()
-    alerts = [
-        a for i in range(12) for a in e.on_window(window(i * MIN, 6, 0.1 if i % 2 else 0.0), 0)
-    ]
+    alerts = [a for i in range(12) for a in e.on_window(window(i * MIN, 6, 0.1 if i % 2 else 0.0), 0)]
     assert alerts == []
 
 
@@ -67,8 +65,4 @@ def test_escalation_after_three_negative_turns():
         for i in range(4)
     ]
     fired = [a for t in turns for a in e.on_result(t, 0)]
-    assert (
-        len(fired) == 1
-        and fired[0].rule == "escalation"
-        and fired[0].evidence == ["t0", "t1", "t2"]
-    )
+    assert len(fired) == 1 and fired[0].rule == "escalation" and fired[0].evidence == ["t0", "t1", "t2"]

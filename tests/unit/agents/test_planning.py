@@ -47,9 +47,7 @@ def planner(**overrides) -> Planner:
 
 
 def test_source_default_tasks_and_ensemble():
-    (p,) = planner().plan_batch(
-        [(InputMessage(text="Apple beats estimates", source="newswire"), "m")], {}, 0
-    )
+    (p,) = planner().plan_batch([(InputMessage(text="Apple beats estimates", source="newswire"), "m")], {}, 0)
     assert p.plan.task_source == "source-default"
     fin = next(t for t in p.plan.tasks if t.task == "fin_sentiment")
     assert fin.models[0] == "head" and "lin" in fin.models and "lex" not in fin.models

@@ -17,8 +17,5 @@ def test_features_find_cashtags_and_urls():
 
 def test_language_detection_is_offline_and_sane():
     assert detect_language("The quarterly results beat expectations by a wide margin").code == "en"
-    assert (
-        detect_language("Die Ergebnisse des Quartals waren deutlich besser als erwartet").code
-        == "de"
-    )
+    assert detect_language("Die Ergebnisse des Quartals waren deutlich besser als erwartet").code == "de"
     assert detect_language("$$$ 123").code == "und"

@@ -43,3 +43,13 @@ def test_conversation_dimension_for_chat():
     store.add(result("c1", 1_000, source="support-chat", key="conv-1", intent="card_lost"), 0)
     dims = {(w.dimension, w.key) for w in store.open.values()}
     assert ("conversation", "conv-1") in dims
+
+
+def test_watermark_follows_the_slowest_active_partition():
+    store = WindowStore(size_s=60, hop_s=60, grace_s=0)
+    store.add(result("fast", 200_000), 0, ("r", 1, 0))
+    store.add(result("slow", 1_000), 0, ("r", 2, 0))
+    assert store.watermark(0) == 1_000  # partition 2 is behind: nothing closes yet
+    assert store.add(result("late-but-fine", 2_000), 0, ("r", 2, 1)) > 0
+    # once partition 2 is idle past the timeout, it no longer holds the watermark back
+    assert store.watermark(5_000) >= 200_000
