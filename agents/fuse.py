@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import time
 
+import orjson
 from aiokafka import TopicPartition
 from pydantic import ValidationError
 
+from agents.assist import AssistRules
 from agents.join import Done, Joiner, plan_failovers
 from agents.results import build_result
 from agents.validate import Where, dead_letter
@@ -21,7 +23,7 @@ from streams import metrics
 from streams.app import Outgoing, StreamApp
 from streams.codec import dumps, key_bytes, loads
 from streams.offsets import OffsetTracker
-from streams.records import Plan, Prediction, Subtask
+from streams.records import DeadLetter, Plan, Prediction, Subtask
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,8 @@ def emit(done: list[Done], app: StreamApp, now_ms: int, labels_of: dict[str, lis
     """Results for finished joins (duplicates produce nothing)."""
     out = []
     for d in done:
+        for dup in d.conflicts:
+            out.append(Outgoing(app.topics.dlq, dumps(duplicate_id_letter(dup)), key_bytes(dup.message_id)))
         if d.duplicate or d.plan is None:
             continue
         result = build_result(
@@ -41,10 +45,34 @@ def emit(done: list[Done], app: StreamApp, now_ms: int, labels_of: dict[str, lis
             partial=d.partial,
             uncertain_below=app.settings.uncertain_below,
             labels_of=labels_of,
+            assist_rules=AssistRules(handoff_below=app.settings.assist_handoff_below),
         )
         out.append(Outgoing(app.topics.results, dumps(result), key_bytes(result.id)))
         metrics.result(result.partial, result.latency_ms.get("recognize_to_fuse"))
     return out
+
+
+def duplicate_id_letter(plan: Plan) -> DeadLetter:
+    """A second input record that reused a message id: it gets a dead letter, not silence."""
+    original = orjson.dumps(
+        {"id": plan.message_id, "text": plan.text, "source": plan.source, "key": plan.key}
+    )
+    return dead_letter(
+        original,
+        "duplicate_id",
+        f"message id {plan.message_id!r} was already used by another input record; this record "
+        f"({plan.origin}) was not processed. Give every message a unique id, or omit it.",
+        "fuse",
+        Where(*_origin(plan.origin)),
+        plan.message_id,
+    )
+
+
+def _origin(origin: str | None) -> tuple[str | None, int | None, int | None]:
+    if not origin:
+        return None, None, None
+    topic, part, off = origin.rsplit("/", 2)
+    return topic, int(part), int(off)
 
 
 def failovers(

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from agents.kb import start_following
 from agents.validate import Where, dead_letter
 from models.base import Adapter, ModelOutput
 from models.registry import ModelSpec
@@ -304,5 +305,13 @@ def servers_for(
 
 
 async def run(app: StreamApp, specs: Sequence[ModelSpec], adapters: dict[str, Adapter]) -> None:
-    """Serve every given model concurrently in this worker."""
-    await asyncio.gather(*(s.run() for s in servers_for(app, specs, adapters)))
+    """Serve every given model concurrently in this worker (kb models follow ``sf.kb``,
+    whose current state is in their index before the first batch)."""
+    kb_follower = await start_following(app, adapters)
+    try:
+        await asyncio.gather(*(s.run() for s in servers_for(app, specs, adapters)))
+    finally:
+        if kb_follower is not None:
+            kb_follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await kb_follower

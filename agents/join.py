@@ -17,6 +17,7 @@ class Pending:
     offsets: list[Offset] = field(default_factory=list)
     first_seen_ms: int = 0
     failovers: set[tuple[str, str]] = field(default_factory=set)  # (task, model) added by fuse
+    conflicts: list[Plan] = field(default_factory=list)  # other input records reusing the id
 
     def expected(self) -> set[tuple[str, str]]:
         return (self.plan.expected() if self.plan else set()) | self.failovers
@@ -72,6 +73,7 @@ class Done:
     offsets: list[Offset]
     partial: bool
     duplicate: bool = False
+    conflicts: list[Plan] = field(default_factory=list)
 
 
 class Joiner:
@@ -79,14 +81,17 @@ class Joiner:
 
     def __init__(self, dedupe_capacity: int = 200_000, orphan_ttl_ms: int = 120_000) -> None:
         self.pending: dict[str, Pending] = {}
-        self.done_ids: OrderedDict[str, None] = OrderedDict()
+        self.done_ids: OrderedDict[str, str | None] = OrderedDict()  # id -> origin
         self.capacity = dedupe_capacity
         self.orphan_ttl_ms = orphan_ttl_ms
 
     def add_plan(self, plan: Plan, where: Offset, now_ms: int) -> None:
         entry = self.pending.setdefault(plan.message_id, Pending(first_seen_ms=now_ms))
-        if entry.plan is None:
+        done_origin = self.done_ids.get(plan.message_id)
+        if entry.plan is None and not (done_origin and plan.origin and plan.origin != done_origin):
             entry.plan = plan
+        elif _other_record(entry.plan, plan) or (done_origin and plan.origin != done_origin):
+            entry.conflicts.append(plan)  # a different input record with the same id
         entry.offsets.append(where)
 
     def add_prediction(self, pred: Prediction, where: Offset, now_ms: int) -> None:
@@ -104,24 +109,28 @@ class Joiner:
             entry = self.pending[mid]
             if mid in self.done_ids:
                 # Redelivered plan or late prediction of a finished message: drop it.
-                out.append(Done(mid, entry.plan, entry.predictions, entry.offsets, False, True))
+                done = Done(mid, entry.plan, entry.predictions, entry.offsets, False, True)
             elif entry.complete():
-                out.append(Done(mid, entry.plan, entry.predictions, entry.offsets, False))
+                done = Done(mid, entry.plan, entry.predictions, entry.offsets, False)
             elif entry.plan is not None and now_ms >= entry.plan.deadline_ms:
-                out.append(Done(mid, entry.plan, entry.predictions, entry.offsets, True))
+                done = Done(mid, entry.plan, entry.predictions, entry.offsets, True)
+            elif entry.plan is None and entry.conflicts:
+                done = Done(mid, None, {}, entry.offsets, False, True)
             elif entry.plan is None and now_ms - entry.first_seen_ms > self.orphan_ttl_ms:
                 # Predictions whose plan never came (its message was already finished by
                 # another worker before a rebalance): nothing to emit.
-                out.append(Done(mid, None, entry.predictions, entry.offsets, False, True))
+                done = Done(mid, None, entry.predictions, entry.offsets, False, True)
             else:
                 continue
+            done.conflicts = entry.conflicts
+            out.append(done)
             del self.pending[mid]
-            if not out[-1].duplicate:
-                self._remember(mid)
+            if not done.duplicate:
+                self._remember(mid, entry.plan.origin if entry.plan else None)
         return out
 
-    def _remember(self, message_id: str) -> None:
-        self.done_ids[message_id] = None
+    def _remember(self, message_id: str, origin: str | None) -> None:
+        self.done_ids[message_id] = origin
         if len(self.done_ids) > self.capacity:
             self.done_ids.popitem(last=False)
 
@@ -130,3 +139,13 @@ class Joiner:
         for mid in list(self.pending):
             if any(p in partitions for _, p, _ in self.pending[mid].offsets):
                 del self.pending[mid]
+
+
+def _other_record(kept: Plan | None, plan: Plan) -> bool:
+    """True when ``plan`` came from a different input record than the one kept."""
+    return (
+        kept is not None
+        and plan.origin is not None
+        and kept.origin is not None
+        and kept.origin != plan.origin
+    )

@@ -19,7 +19,7 @@ from streams.settings import Settings
 # Which tasks a message of each domain needs (the subtask division).
 DOMAIN_TASKS: dict[str, list[str]] = {
     "financial": ["fin_sentiment", "entities"],
-    "support": ["intent", "sentiment"],
+    "support": ["intent", "sentiment", "kb"],
     "general": ["sentiment", "entities"],
 }
 # Tasks a producer may ask for explicitly.

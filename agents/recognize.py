@@ -45,6 +45,7 @@ def route(
     max_record, max_text = planner.settings.max_record_bytes, planner.settings.max_text_bytes
     out: list[Outgoing] = []
     valid: list[tuple[InputMessage, str]] = []
+    origins: list[str] = []
     for raw in raws:
         where = Where(raw.topic, raw.partition, raw.offset)
         parsed = parse_input(raw.value, max_record_bytes=max_record, max_text_bytes=max_text, where=where)
@@ -57,9 +58,11 @@ def route(
             out.append(Outgoing(topics.dlq, dumps(parsed), key_bytes(parsed.message_id)))
             continue
         valid.append((parsed, parsed.id or derive_id(raw.topic, raw.partition, raw.offset)))
+        origins.append(f"{raw.topic}/{raw.partition}/{raw.offset}")
     coschedule = planner.settings.coschedule
     backbone_of = {spec.id: spec.backbone if coschedule else None for spec in planner.registry}
-    for planned in planner.plan_batch(valid, loads, now_ms):
+    for planned, origin in zip(planner.plan_batch(valid, loads, now_ms), origins, strict=True):
+        planned.plan.origin = origin
         key = key_bytes(planned.plan.message_id)
         out.append(Outgoing(topics.plans, dumps(planned.plan), key))
         out.extend(

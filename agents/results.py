@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from agents.assist import AssistRules, post_process
 from models.fusion import Span, Vote, fuse_labels, span_vote
 from streams.records import EntityOut, ModelVote, Plan, Prediction, Result, TaskPlan, TaskResult
 
@@ -18,11 +19,13 @@ def build_result(
     partial: bool,
     uncertain_below: float,
     labels_of: Mapping[str, Sequence[str]] | None = None,
+    assist_rules: AssistRules | None = None,
 ) -> Result:
     """Fuse every task of the plan from the predictions that arrived.
 
     ``labels_of`` gives each model's label set (entity types for NER models); span voting
-    uses it to know which models could have produced a span.
+    uses it to know which models could have produced a span. ``assist_rules`` tune the
+    customer-service assist of support turns (``agents.assist``).
     """
     outputs: dict[str, TaskResult] = {}
     missing_all: list[str] = []
@@ -45,7 +48,7 @@ def build_result(
     _attribute_sentiment(outputs)
     recognized = plan.stage_ts.get("recognized", now_ms)
     stage_ts = {**plan.stage_ts, "fused": now_ms}
-    return Result(
+    result = Result(
         id=plan.message_id,
         text=plan.text,
         source=plan.source,
@@ -66,6 +69,9 @@ def build_result(
         },
         stage_ts=stage_ts,
     )
+    # Post-processing: reply template, articles and hand-off for support turns (issue 9).
+    post_process(result, predictions.values(), assist_rules)
+    return result
 
 
 def fuse_task(

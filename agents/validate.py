@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import orjson
 from pydantic import ValidationError
 
+from agents.text import clean_text
 from streams.records import DeadLetter, InputMessage
 
 
@@ -104,6 +105,15 @@ def parse_input(
         msg = InputMessage.model_validate(data)
     except ValidationError as exc:
         return dead_letter(raw, "invalid_field", _explain(exc), stage, where, message_id)
+    if not clean_text(msg.text):
+        return dead_letter(
+            raw,
+            "invalid_field",
+            "text has only control or zero-width characters; send readable text",
+            stage,
+            where,
+            message_id,
+        )
     size = len(msg.text.encode("utf-8"))
     if size > max_text_bytes:
         return dead_letter(

@@ -11,9 +11,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from streams.settings import Settings
-from streams.topics import Topics
+from streams.topics import Topics, get_topics
 
 log = logging.getLogger(__name__)
+# The knowledge base is a table, not a stream: compacted (the latest record per article id
+# is kept, a null value deletes) and in one partition (one total order of changes; every
+# infer worker reads all of it, so there is nothing to spread over partitions).
+KB_TOPIC_CONFIG = {"cleanup.policy": "compact"}
+KB_PARTITIONS = 1
 
 
 def all_topics(topics: Topics, model_ids: Iterable[str], backbones: Iterable[str] = ()) -> list[str]:
@@ -35,9 +40,15 @@ async def ensure_topics(settings: Settings, names: Iterable[str]) -> list[str]:
         if not missing:
             return []
         # Another worker may win the race to create them: that is fine.
+        kb = get_topics(settings).kb
         with contextlib.suppress(TopicAlreadyExistsError):
             await admin.create_topics(
-                [NewTopic(n, settings.partitions, settings.replication) for n in missing]
+                [
+                    NewTopic(n, KB_PARTITIONS, settings.replication, topic_configs=KB_TOPIC_CONFIG)
+                    if n == kb
+                    else NewTopic(n, settings.partitions, settings.replication)
+                    for n in missing
+                ]
             )
         await _wait_visible(admin, missing)
         log.info("created topics: %s", ", ".join(missing))

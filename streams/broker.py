@@ -179,6 +179,9 @@ def _server_properties(settings: Settings, port: int, cport: int) -> str:
             # Single-node dev broker: no reason to delay the first rebalance.
             "group.initial.rebalance.delay.ms=0",
             "auto.create.topics.enable=false",
+            # Let oversized input reach the pipeline, which dead-letters it with the reason
+            # (a broker-side rejection would only be seen by the producer).
+            "message.max.bytes=16777216",
             "log.retention.hours=24",
             "log.segment.bytes=67108864",
             "",

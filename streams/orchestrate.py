@@ -16,7 +16,7 @@ import orjson
 from rich.console import Console
 from rich.live import Live
 
-from streams import broker
+from streams import broker, kb
 from streams.admin import ensure_topics
 from streams.io import produce_lines, read_topic
 from streams.settings import Settings
@@ -174,6 +174,9 @@ def up(
         started_broker = True
         console.print(f"broker ready at {info.endpoint} (Kafka {info.kafka_version})")
     asyncio.run(ensure_topics(settings, get_topics(settings).core()))
+    seeded = asyncio.run(kb.seed(settings, settings.data_path / "kb" / "articles.jsonl"))
+    if seeded:
+        console.print(f"published {seeded} bundled help-centre articles to {get_topics(settings).kb}")
     workers = Workers(log_dir=settings.state_dir / "logs")
     try:
         for roles in layout:

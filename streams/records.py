@@ -99,6 +99,7 @@ class Plan(BaseModel):
     budget_ms: int
     deadline_ms: int
     stage_ts: dict[str, int] = Field(default_factory=dict)
+    origin: str | None = None  # topic/partition/offset of the input record
 
     def expected(self) -> set[tuple[str, str]]:
         """(task, model id) pairs fuse waits for."""
@@ -179,6 +180,25 @@ class TaskResult(BaseModel):
     extra: dict[str, Any] | None = None
 
 
+class AssistArticle(BaseModel):
+    """A help-centre article suggested for a support turn."""
+
+    id: str
+    title: str
+    score: float  # cosine similarity of the message and the article, 0..1
+
+
+class Assist(BaseModel):
+    """Customer-service assist for a turn with a support intent (``agents/assist.py``)."""
+
+    intent: str | None = None  # the intent whose reply template was chosen
+    reply: str | None = None  # the suggested reply (None when no template fits)
+    confidence: float | None = None  # fused confidence of that intent
+    handoff: bool = False  # hand the turn to a person
+    handoff_reasons: list[str] = Field(default_factory=list)
+    articles: list[AssistArticle] = Field(default_factory=list)
+
+
 class Result(BaseModel):
     """Exactly one per input message id, on ``sf.results``."""
 
@@ -197,6 +217,7 @@ class Result(BaseModel):
     missing: list[str] = Field(default_factory=list)
     latency_ms: dict[str, float] = Field(default_factory=dict)
     stage_ts: dict[str, int] = Field(default_factory=dict)
+    assist: Assist | None = None  # support turns only
 
 
 class DeadLetter(BaseModel):

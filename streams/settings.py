@@ -77,7 +77,7 @@ class Settings(BaseSettings):
             "newswire": ["fin_sentiment", "entities"],
             "analyst-notes": ["fin_sentiment", "entities"],
             "stocktwits": ["fin_sentiment", "entities"],
-            "support-chat": ["intent", "sentiment"],
+            "support-chat": ["intent", "sentiment", "kb"],
         },
         description="per-source default tasks (JSON object); other sources use the classifier",
     )
@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     )
     uncertain_below: float = Field(
         default=0.5, description="fused confidence under which a label is flagged uncertain"
+    )
+    assist_handoff_below: float = Field(
+        default=0.5,
+        description="support assist hands a turn to a person when the fused intent confidence is "
+        "below this (chosen on validation data: `streamfuse eval kb-retrieval`)",
     )
     stats_interval_s: float = Field(default=1.0, description="infer workers publish load this often")
     data_dir: Path = Field(default=REPO_ROOT.parent / "shared" / "data", description="labelled data sets")

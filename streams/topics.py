@@ -49,6 +49,11 @@ class Topics:
         """Live load of every model, published by infer workers, read by the allocator."""
         return f"{self.prefix}stats"
 
+    @property
+    def kb(self) -> str:
+        """The help-centre knowledge base: compacted, keyed by article id (a null value deletes)."""
+        return f"{self.prefix}kb"
+
     def model(self, model_id: str) -> str:
         """The subtask topic of one model."""
         if not _MODEL_ID.match(model_id):
@@ -75,6 +80,7 @@ class Topics:
             self.alerts,
             self.dlq,
             self.stats,
+            self.kb,
         ]
 
     def tail_target(self, name: str) -> str:
@@ -87,6 +93,7 @@ class Topics:
             "plans": self.plans,
             "predictions": self.predictions,
             "stats": self.stats,
+            "kb": self.kb,
             "in": self.input,
         }
         try:

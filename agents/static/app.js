@@ -227,7 +227,7 @@ class LiveChart {
         value: (u, v) => (v === null || v === undefined ? "–" : this.opts.fmt(v)),
       }))];
       this.plot = new uPlot({
-        width: this.width(), height: this.height, series, scales: this.opts.scales,
+        width: this.width(), height: this.height, series, scales: this.opts.scales, padding: [12, 28, 0, 0],
         axes: this.opts.axes, plugins: this.opts.plugins || [], legend: { live: this.opts.live !== false },
         cursor: { drag: { x: false, y: false } },
       }, data, this.el);

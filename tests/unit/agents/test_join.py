@@ -47,3 +47,29 @@ def test_dropping_partitions_forgets_their_joins():
     j.add_plan(plan("y"), ("plans", 4, 1), 0)
     j.drop_partitions({3})
     assert set(j.pending) == {"y"}
+
+
+def test_a_second_record_with_the_same_id_is_a_conflict_not_a_silent_drop():
+    j = Joiner()
+    first = plan(models=("a",))
+    first.origin = "sf.in/0/1"
+    j.add_plan(first, ("plans", 0, 1), 0)
+    j.add_prediction(pred(model="a"), ("p", 0, 2), 0)
+    assert len(j.collect(0)) == 1
+    again = plan(models=("a",))
+    again.origin = "sf.in/3/9"  # another input record, same id
+    j.add_plan(again, ("plans", 0, 5), 0)
+    (dup,) = j.collect(0)
+    assert dup.duplicate and [c.origin for c in dup.conflicts] == ["sf.in/3/9"]
+
+
+def test_redelivery_of_the_same_record_is_silently_dropped():
+    j = Joiner()
+    first = plan(models=("a",))
+    first.origin = "sf.in/0/1"
+    j.add_plan(first, ("plans", 0, 1), 0)
+    j.add_prediction(pred(model="a"), ("p", 0, 2), 0)
+    j.collect(0)
+    j.add_plan(first.model_copy(), ("plans", 0, 1), 0)
+    (dup,) = j.collect(0)
+    assert dup.duplicate and dup.conflicts == []
