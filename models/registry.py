@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 CATALOG_PATH = Path(__file__).with_name("catalog.json")
 TEST_CATALOG_PATH = Path(__file__).with_name("catalog.test.json")
@@ -40,6 +40,7 @@ class ModelSpec(BaseModel):
     latency_ms: dict[str, float] = Field(default_factory=dict)  # batch size -> ms per item
     requires_local: bool = False  # full checkpoints live outside the repo
     test_only: bool = False
+    _scoring_static: tuple[float, float] | None = PrivateAttr(default=None)  # see models.scoring
 
     def artifact_path(self) -> Path | None:
         """Absolute path of the artifact, or None for models without one."""
@@ -51,7 +52,7 @@ class ModelSpec(BaseModel):
     @property
     def quality(self) -> float:
         """The validation score used for weighting and allocation (0..1)."""
-        for key in ("val_macro_f1", "val_accuracy", "macro_f1", "accuracy", "f1"):
+        for key in ("val_macro_f1", "val_accuracy", "val_f1", "macro_f1", "accuracy", "f1"):
             value = self.metrics.get(key)
             if isinstance(value, int | float):
                 return float(value)

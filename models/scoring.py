@@ -77,15 +77,22 @@ def estimate_ms(spec: ModelSpec, load: Load | None, batch_size: int = 32) -> flo
     return backlog * per_item + batch_ms
 
 
+def _static(spec: ModelSpec) -> tuple[float, float]:
+    """(quality, cost penalty): fixed per catalog entry, computed once and kept on the spec
+    (allocation runs per message, so per-call work is kept to the load-dependent part)."""
+    cached = spec._scoring_static
+    if cached is None:
+        cached = (spec.quality, COST_WEIGHT * math.log1p(spec.cost) / math.log1p(MAX_COST))
+        spec._scoring_static = cached
+    return cached
+
+
 def score_model(spec: ModelSpec, budget_ms: float, load: Load | None) -> Candidate:
     """Score one model for one subtask (higher is better)."""
+    quality, cost_penalty = _static(spec)
     est = estimate_ms(spec, load)
-    score = (
-        spec.quality
-        - LATENCY_WEIGHT * est / max(budget_ms, 1.0)
-        - COST_WEIGHT * math.log1p(spec.cost) / math.log1p(MAX_COST)
-    )
-    return Candidate(spec.id, spec.quality, est, round(score, 4), est <= budget_ms)
+    score = quality - LATENCY_WEIGHT * est / max(budget_ms, 1.0) - cost_penalty
+    return Candidate(spec.id, quality, est, round(score, 4), est <= budget_ms)
 
 
 def allocate(
