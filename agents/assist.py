@@ -55,7 +55,9 @@ TEMPLATES_PATH = Path(__file__).resolve().parent.parent / "data" / "kb" / "templ
 INTENT_TASK = "intent"
 KB_TASK = "kb"
 OOS_LABELS = frozenset({"oos"})
-NON_TOXIC_LABELS = frozenset({"non-toxic", "non_toxic", "not_toxic", "nontoxic", "neutral", "clean", "ok", "0"})
+NON_TOXIC_LABELS = frozenset(
+    {"non-toxic", "non_toxic", "not_toxic", "nontoxic", "neutral", "clean", "ok", "0"}
+)
 
 UNCERTAIN = "uncertain_intent"
 OUT_OF_SCOPE = "out_of_scope"
@@ -175,9 +177,9 @@ def select_template(
 def is_toxic(result: Result) -> bool:
     """A toxicity model flags the turn, or the text contains abuse or profanity."""
     out = result.outputs.get("toxicity")
-    if out is not None and out.label is not None and not out.uncertain:
-        if out.label.strip().lower() not in NON_TOXIC_LABELS:
-            return True
+    flagged = out is not None and out.label is not None and not out.uncertain
+    if flagged and out.label.strip().lower() not in NON_TOXIC_LABELS:  # type: ignore[union-attr]
+        return True
     return bool(_ABUSIVE.search(result.text))
 
 

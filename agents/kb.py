@@ -132,5 +132,7 @@ async def start_following(app: StreamApp, adapters: Mapping[str, Any]) -> asynci
     try:
         await asyncio.wait_for(ready.wait(), READY_TIMEOUT_S)
     except TimeoutError:
-        log.warning("kb: %s not read within %.0f s; serving what the index has", app.topics.kb, READY_TIMEOUT_S)
+        log.warning(
+            "kb: %s not read within %.0f s; serving what the index has", app.topics.kb, READY_TIMEOUT_S
+        )
     return task

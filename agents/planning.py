@@ -13,6 +13,7 @@ from agents.text import clean_text, detect_language, extract_features
 from models.base import Adapter
 from models.registry import Registry
 from models.scoring import Load, allocate
+from models.stacking import load_stacker
 from streams.records import InputMessage, Plan, Subtask, TaskPlan, Unserved
 from streams.settings import Settings
 
@@ -145,7 +146,7 @@ class Planner:
                     models=alloc.models,
                     scores=alloc.scores,
                     weights=alloc.weights,
-                    strategy=_strategy(task, len(alloc.models)),
+                    strategy=_strategy(task, alloc.models),
                     reason=alloc.reason,
                     degraded=alloc.degraded,
                 )
@@ -184,10 +185,17 @@ class Planner:
         return Planned(plan, subtasks)
 
 
-def _strategy(task: str, n_models: int) -> str:
+def _strategy(task: str, models: Sequence[str]) -> str:
+    """span voting for entities; stacking when a meta-learner covers the chosen members;
+    else a weighted soft vote (or the single model's answer)."""
     if task in SPAN_TASKS:
         return "span_vote"
-    return "single" if n_models == 1 else "weighted_vote"
+    if len(models) == 1:
+        return "single"
+    stacker = load_stacker(task)
+    if stacker is not None and set(stacker.members) <= set(models):
+        return "stacking"
+    return "weighted_vote"
 
 
 def check_tasks(tasks: Sequence[str] | None, served: Iterable[str] = ()) -> None:

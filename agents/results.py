@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from agents.assist import AssistRules, post_process
-from models.fusion import Span, Vote, fuse_labels, span_vote
+from models.fusion import Fused, Span, Vote, fuse_labels, span_vote
+from models.stacking import load_stacker
 from streams.records import EntityOut, ModelVote, Plan, Prediction, Result, TaskPlan, TaskResult
 
 SENTIMENT_TASKS = ("fin_sentiment", "sentiment")
@@ -136,18 +137,38 @@ def fuse_task(
             agreement=None,
         )
     votes = [Vote(p.model_id, tp.weights.get(p.model_id, 1.0), p.label, p.score, p.probs) for p in ok]
-    fused = fuse_labels(tp.strategy, votes, uncertain_below)
+    strategy, extra = tp.strategy, None
+    fused = stacked(tp.task, votes, uncertain_below) if strategy == "stacking" else None
+    if strategy == "stacking" and fused is None:
+        strategy, extra = "weighted_vote", {"stacking_fallback": "a stacking member did not answer"}
+    if fused is None:
+        fused = fuse_labels(strategy, votes, uncertain_below)
     return TaskResult(
+        extra=extra,
         label=fused.label,
         score=fused.score,
         probs=fused.probs,
-        strategy=tp.strategy,
+        strategy=strategy,
         models=votes_out,
         agreement=fused.agreement,
         uncertain=fused.uncertain,
         missing=missing,
         allocation=tp,
     )
+
+
+def stacked(task: str, votes: Sequence[Vote], uncertain_below: float) -> Fused | None:
+    """The stacking meta-learner's answer, or None when a member's distribution is missing."""
+    stacker = load_stacker(task)
+    have = {v.model_id: v.probs for v in votes if v.probs}
+    if stacker is None or not set(stacker.members) <= set(have):
+        return None
+    probs = stacker.predict(have)
+    label = max(probs, key=lambda k: (probs[k], k))
+    voters = [v for v in votes if v.model_id in stacker.members]
+    total = sum(v.weight for v in voters) or 1.0
+    agreement = round(sum(v.weight for v in voters if v.label == label) / total, 4)
+    return Fused(label, probs[label], probs, agreement, probs[label] < uncertain_below)
 
 
 def _dedupe_entities(entities: list[EntityOut]) -> list[EntityOut]:

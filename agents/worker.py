@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -84,6 +85,9 @@ async def run_worker(settings: Settings, spec: RoleSpec, worker: str | None = No
             backbones = {s.backbone for s in specs if s.backbone}
             specs += [s for s in registry if s.backbone in backbones and s not in specs]
             adapters = {s.id: build_adapter(s) for s in specs}
+            # First calls are slow (lazy loading, allocator warm-up): pay them before joining
+            # the group, not on the first real batch with its deadline.
+            await asyncio.to_thread(_warm_up, adapters, settings.model_timeout_s)
             log.info("serving models: %s", ", ".join(adapters))
             tasks.append(
                 asyncio.create_task(
@@ -129,6 +133,25 @@ async def run_worker(settings: Settings, spec: RoleSpec, worker: str | None = No
         if metrics_server is not None:
             metrics_server.shutdown()
         log.info("worker %s stopped", app.worker)
+
+
+def _warm_up(adapters: dict, timeout: float) -> None:
+    """One small call per model, each bounded by the model timeout (a hung model must not
+    keep the worker from starting: its batches will time out and fail over)."""
+    for model_id, adapter in adapters.items():
+        errors: list[BaseException] = []
+
+        def call(adapter=adapter, errors=errors) -> None:
+            try:
+                adapter.predict(["Warm-up: the quarterly results beat expectations."])
+            except Exception as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=call, daemon=True, name=f"warm-{model_id}")
+        thread.start()
+        thread.join(timeout)
+        if thread.is_alive() or errors:
+            log.warning("warm-up of %s failed: %s", model_id, errors[0] if errors else "timed out")
 
 
 async def _connect(app: StreamApp, registry) -> None:

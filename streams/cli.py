@@ -113,6 +113,11 @@ def worker(roles: str, name: str | None) -> None:
         asyncio.run(run_worker(get_settings(), spec, name))
     except RuntimeError as exc:
         _fail(str(exc), 1)
+    # Everything the worker owns is committed to Kafka by now. Exit without joining model
+    # threads: one stuck in a hung model call would otherwise keep the process alive.
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(0)
 
 
 @main.command()
@@ -192,7 +197,7 @@ def produce(file: str, rate: float | None, topic: str | None) -> None:
 @main.command()
 @click.argument(
     "target",
-    type=click.Choice(["results", "windows", "alerts", "dlq", "plans", "predictions", "stats", "in"]),
+    type=click.Choice(["results", "windows", "alerts", "dlq", "plans", "predictions", "stats", "kb", "in"]),
 )
 @click.option("--json", "as_json", is_flag=True, help="one JSON record per line on stdout")
 @click.option("--limit", type=int, default=None, help="stop after N records")
@@ -271,6 +276,96 @@ def _generic_table(rows: list[dict]) -> Table:
     for r in rows:
         table.add_row(orjson.dumps(r).decode()[:300])
     return table
+
+
+# --- knowledge base --------------------------------------------------------------------
+@main.group()
+def kb() -> None:
+    """The help-centre knowledge base: the compacted topic every kb model follows live."""
+
+
+@kb.command("publish")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def kb_publish(file: str, as_json: bool) -> None:
+    """Publish the articles of a JSON Lines FILE (one {id, title, body, intents, tags} per
+    line); an article with a known id replaces it, {"id": ..., "deleted": true} deletes it."""
+    from models.kb import BadArticle, parse_record
+    from streams import kb as kb_topic
+    from streams.topics import get_topics
+
+    path = Path(file)
+    try:
+        records = kb_topic.jsonl_records(path)
+        for aid, value in records:
+            parse_record(aid, value)  # refuse the whole file rather than publish half of it
+    except (ValueError, BadArticle) as exc:
+        _fail(str(exc))
+    s = get_settings()
+    try:
+        sent = asyncio.run(kb_topic.publish(s, records))
+    except RuntimeError as exc:
+        _fail(str(exc), 1)
+    topic = get_topics(s).kb
+    if as_json:
+        _json_out({"published": sent, "topic": topic})
+    else:
+        err.print(f"published {sent} articles to {topic}")
+
+
+@kb.command("delete")
+@click.argument("ids", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True)
+def kb_delete(ids: tuple[str, ...], as_json: bool) -> None:
+    """Delete articles by id (a tombstone per id; compaction then drops the article)."""
+    from streams import kb as kb_topic
+    from streams.topics import get_topics
+
+    s = get_settings()
+    try:
+        sent = asyncio.run(kb_topic.publish(s, [(aid, None) for aid in ids]))
+    except RuntimeError as exc:
+        _fail(str(exc), 1)
+    topic = get_topics(s).kb
+    if as_json:
+        _json_out({"deleted": sent, "topic": topic})
+    else:
+        err.print(f"deleted {sent} articles from {topic}")
+
+
+@kb.command("list")
+@click.option("--json", "as_json", is_flag=True, help="the articles as a JSON array")
+def kb_list(as_json: bool) -> None:
+    """The articles the topic holds now (what every kb model serves; empty = bundled file)."""
+    from streams import kb as kb_topic
+
+    try:
+        state = asyncio.run(kb_topic.read_state(get_settings()))
+    except RuntimeError as exc:
+        _fail(str(exc), 1)
+    if as_json:
+        _json_out(list(state.values()))
+        return
+    table = Table(title=f"{len(state)} articles")
+    for col in ("id", "title", "intents"):
+        table.add_column(col)
+    for aid, a in sorted(state.items()):
+        table.add_row(aid, str(a.get("title", "")), ", ".join(a.get("intents") or []))
+    console.print(table)
+
+
+@kb.command("build")
+def kb_build() -> None:
+    """Precompute the bundled articles' embeddings (models/artifacts/kb-retrieval), so that
+    a starting worker does not spend the encoder's time on them."""
+    from models.adapters.kb import build_artifact
+    from models.registry import Registry
+
+    spec = Registry.load().get("kb-retrieval")
+    path = spec.artifact_path()
+    assert path is not None
+    n = build_artifact(path)
+    err.print(f"embedded {n} articles into {path}")
 
 
 # --- models -----------------------------------------------------------------------------
@@ -389,13 +484,24 @@ def evaluate(
     from models import evaluate as evaluator
     from models.registry import Registry
 
+    registry = Registry.load(include_test=False)
     if all_:
-        ids = [s.id for s in Registry.load(include_test=False)]
+        ids = [s.id for s in registry]
     elif model:
         ids = [model]
     else:
         _fail("name a MODEL, pass --all, or --stream")
-    reports = evaluator.evaluate_all(ids)  # also refreshes the relative costs
+    # Knowledge-base retrieval is measured with the support assist (agents.kb_eval).
+    kb_ids = [m for m in ids if m in registry and registry.get(m).task == "kb"]
+    rest = [m for m in ids if m not in kb_ids]
+    reports = evaluator.evaluate_all(rest) if rest else {}  # also refreshes the relative costs
+    if kb_ids:
+        from agents.kb_eval import evaluate_kb, summary_table
+
+        for mid in kb_ids:
+            reports[mid] = evaluate_kb(mid)
+            if not as_json:
+                console.print(summary_table(reports[mid]))
     if as_json:
         _json_out(reports)
 

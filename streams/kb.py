@@ -46,9 +46,7 @@ async def publish(settings: Settings, records: Iterable[tuple[str, bytes | None]
     producer = AIOKafkaProducer(**settings.client_kwargs(), acks="all", enable_idempotence=True)
     await producer.start()
     try:
-        futures = [
-            await producer.send(topic, key=aid.encode("utf-8"), value=value) for aid, value in records
-        ]
+        futures = [await producer.send(topic, key=aid.encode("utf-8"), value=value) for aid, value in records]
         if futures:
             await asyncio.gather(*futures)
         return len(futures)
