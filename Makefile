@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: install demo test test-unit test-integration lint broker-jars clean
+.PHONY: install demo test test-unit test-integration test-browser lint broker-jars chromium dashboard-vendor clean
 
 $(STAMP): pyproject.toml
 	@command -v java >/dev/null || { echo "java not found: install a Java 17 runtime (apt-get install openjdk-17-jre-headless)"; exit 1; }
@@ -23,9 +23,30 @@ broker-jars: $(STAMP)
 demo: install
 	$(VENV)/bin/streamfuse up --demo
 
-test: install
+test: install chromium
 	$(VENV)/bin/ruff check streams agents models tests
 	$(VENV)/bin/pytest tests
+
+test-browser: install chromium
+	$(VENV)/bin/pytest -m browser -s tests/browser
+
+# The browser test drives Debian's Chromium (never `playwright install`). Installed here when
+# missing (we run as root); if that fails the browser test fails and says why.
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  echo "installing Debian's chromium for the browser test ..."; \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } >/dev/null \
+	    || echo "WARNING: could not install chromium (apt-get install -y chromium); the browser test will fail"; \
+	}
+
+# Build step for the dashboard's chart library: npm fetches it, the minified file and its
+# licence are committed under agents/static/vendor/ (nothing is fetched at run time).
+dashboard-vendor:
+	cd deploy/dashboard-vendor && npm ci --no-audit --no-fund
+	cp deploy/dashboard-vendor/node_modules/uplot/dist/uPlot.iife.min.js \
+	   deploy/dashboard-vendor/node_modules/uplot/dist/uPlot.min.css agents/static/vendor/
+	cp deploy/dashboard-vendor/node_modules/uplot/LICENSE agents/static/vendor/uPlot.LICENSE
 
 test-unit: install
 	$(VENV)/bin/pytest tests/unit
