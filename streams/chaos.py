@@ -304,3 +304,142 @@ async def _settle(pending: list[tuple[str, asyncio.Future]], acked: set[str]) ->
             await fut
             acked.add(mid)
     pending.clear()
+
+
+@dataclass
+class OverloadReport:
+    """What an overload run measured, per phase (before, burst, after)."""
+
+    rate: float
+    burst_rate: float
+    sent: dict[str, int]
+    degraded_share: dict[str, float]
+    heavy_model_share: dict[str, float]
+    lost: int
+    partial: int
+    peak_rss_mb: dict[str, float]
+    drain_seconds: float
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+async def run_overload(
+    settings: Settings,
+    *,
+    rate: float = 8.0,
+    factor: float = 10.0,
+    before_s: float = 15.0,
+    burst_s: float = 10.0,
+    after_s: float = 15.0,
+    drain_timeout: float = 300.0,
+    log_dir: Path | None = None,
+) -> OverloadReport:
+    """A steady stream, a burst of ``factor`` x the rate, then the steady stream again
+    (``after``: while the backlog drains; ``recovered``: the next ``after_s`` seconds).
+
+    Reports, per phase, how often allocation degraded and how often the heaviest (MiniLM)
+    models were used, the peak RSS of every worker, whether anything was lost, and how
+    long the backlog took to drain after the burst.
+    """
+    import psutil
+
+    from models.registry import Registry
+
+    run = f"o{uuid.uuid4().hex[:6]}"
+    prefix = f"{run}."
+    cfg = settings.model_copy(update={"topic_prefix": prefix})
+    topics = Topics(prefix)
+    registry = Registry.load()
+    await ensure_topics(
+        cfg, all_topics(topics, [m.id for m in registry], [m.backbone for m in registry if m.backbone])
+    )
+    heavy = {m.id for m in registry if m.backbone or m.kind in ("finetuned", "lora")}
+    env = {
+        **os.environ,
+        "STREAMFUSE_TOPIC_PREFIX": prefix,
+        "STREAMFUSE_STATE_DIR": str(settings.state_dir),
+        "STREAMFUSE_STATS_INTERVAL_S": "0.5",
+    }
+    fleet = Fleet(env, log_dir or settings.state_dir / "overload" / run, 1)
+    fleet.start_all()
+    phase_of: dict[str, str] = {}
+    seen: dict[str, dict] = {}
+    peak: dict[str, float] = {}
+
+    async def watch() -> None:
+        async for rec in read_topic(cfg, topics.results):
+            v = rec["value"] or {}
+            if v.get("id") in phase_of:
+                seen.setdefault(v["id"], v)
+
+    async def sample() -> None:
+        while True:
+            for i, (role, proc) in enumerate(fleet.slots):
+                if proc is not None and proc.poll() is None:
+                    with contextlib.suppress(psutil.Error):
+                        mb = psutil.Process(proc.pid).memory_info().rss / 2**20
+                        key = f"{i}-{role}"
+                        peak[key] = round(max(peak.get(key, 0.0), mb), 1)
+            await asyncio.sleep(0.5)
+
+    watcher, sampler = asyncio.create_task(watch()), asyncio.create_task(sample())
+    producer = AIOKafkaProducer(**cfg.client_kwargs(), linger_ms=5)
+    await producer.start()
+    drain = 0.0
+    try:
+        await asyncio.sleep(8)  # workers join and warm up
+        i = 0
+        phases = (
+            ("before", rate, before_s),
+            ("burst", rate * factor, burst_s),
+            ("after", rate, after_s),  # the backlog drains
+            ("recovered", rate, after_s),
+        )
+        for phase, phase_rate, seconds in phases:
+            t0 = time.monotonic()
+            n = int(phase_rate * seconds)
+            for k in range(n):
+                delay = t0 + k / phase_rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                mid, value, key = _message(i, run, False)
+                phase_of[mid] = phase
+                await producer.send(topics.input, value, key=key)
+                i += 1
+            if phase == "burst":
+                burst_end = time.monotonic()
+        await producer.flush()
+        deadline = time.monotonic() + drain_timeout
+        while time.monotonic() < deadline and len(seen) < len(phase_of):
+            await asyncio.sleep(0.5)
+        drain = round(time.monotonic() - burst_end, 1)
+    finally:
+        await producer.stop()
+        for t in (watcher, sampler):
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        fleet.stop_all()
+    sent: dict[str, int] = {}
+    degraded: dict[str, int] = {}
+    heavy_used: dict[str, int] = {}
+    for mid, phase in phase_of.items():
+        sent[phase] = sent.get(phase, 0) + 1
+        r = seen.get(mid)
+        if r is None:
+            continue
+        allocs = [o.get("allocation") or {} for o in r.get("outputs", {}).values()]
+        degraded[phase] = degraded.get(phase, 0) + any(a.get("degraded") for a in allocs)
+        heavy_used[phase] = heavy_used.get(phase, 0) + any(set(a.get("models", [])) & heavy for a in allocs)
+    return OverloadReport(
+        rate=rate,
+        burst_rate=rate * factor,
+        sent=sent,
+        degraded_share={p: round(degraded.get(p, 0) / n, 3) for p, n in sent.items()},
+        heavy_model_share={p: round(heavy_used.get(p, 0) / n, 3) for p, n in sent.items()},
+        lost=len(set(phase_of) - set(seen)),
+        partial=sum(1 for r in seen.values() if r.get("partial")),
+        peak_rss_mb=peak,
+        drain_seconds=drain,
+    )

@@ -618,6 +618,7 @@ def _bench_table(r: dict) -> Table:
 @click.option("--kill-every", default=4.0, show_default=True, help="seconds between SIGKILLs")
 @click.option("--no-broker-restart", is_flag=True, help="skip the broker restart")
 @click.option("--seed", default=7, show_default=True)
+@click.option("--overload", is_flag=True, help="instead: a 10x burst over a steady stream")
 @click.option("--json", "as_json", is_flag=True)
 def chaos(
     messages: int,
@@ -626,10 +627,24 @@ def chaos(
     kill_every: float,
     no_broker_restart: bool,
     seed: int,
+    overload: bool,
     as_json: bool,
 ) -> None:
     """Reliability run: kill workers, restart the broker, count lost/duplicated/dead-lettered."""
-    from streams.chaos import run_chaos
+    from streams.chaos import run_chaos, run_overload
+
+    if overload:
+        s = get_settings()
+        started = s.embedded and local_broker.read_pid(s) is None
+        if started:
+            local_broker.start(s)
+        try:
+            rep = asyncio.run(run_overload(s))
+        finally:
+            if started:
+                local_broker.stop(s)
+        _json_out(rep.to_dict()) if as_json else console.print(rep.to_dict())
+        sys.exit(0 if rep.lost == 0 else 1)
 
     s = get_settings()
     started = False
