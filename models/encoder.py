@@ -70,6 +70,9 @@ class MiniLMEncoder:
         if self.device.type == "cuda":
             model = model.half()  # fp16 on GPU: same argmax, about 2x the throughput
         self.model = model.to(self.device)
+        # The fast tokenizer refuses concurrent calls ("Already borrowed"): the model thread
+        # and the knowledge-base follower (which embeds new articles) take turns per batch.
+        self._batch_lock = threading.Lock()
 
     def encode(
         self,
@@ -96,6 +99,10 @@ class MiniLMEncoder:
         return out
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        with self._batch_lock:
+            return self._encode_locked(texts)
+
+    def _encode_locked(self, texts: list[str]) -> np.ndarray:
         enc = self.tokenizer(
             texts,
             padding=True,

@@ -30,7 +30,7 @@ from sklearn.metrics import accuracy_score, classification_report, confusion_mat
 from models.adapters import build_adapter
 from models.base import Adapter, ModelOutput
 from models.calibration import expected_calibration_error
-from models.data import Split
+from models.data import Split, TokenSplit
 from models.recipes import RECIPES
 from models.registry import CATALOG_PATH, Registry, save_metrics
 
@@ -142,6 +142,58 @@ def _entity_metrics(adapter: Adapter, texts: Sequence[str]) -> dict[str, Any]:
     }
 
 
+def _per_type_f1(report: dict[str, Any], types: Sequence[str]) -> dict[str, float]:
+    return {t: round(float(report[t]["f1-score"]), 4) for t in types if t in report}
+
+
+def _token_offsets(tokens: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
+    """The sentence as text (tokens joined by spaces) and each token's character span."""
+    spans, pos = [], 0
+    for tok in tokens:
+        spans.append((pos, pos + len(tok)))
+        pos += len(tok) + 1
+    return " ".join(tokens), spans
+
+
+def spans_to_iob(entities: Sequence[Any], spans: Sequence[tuple[int, int]]) -> list[str]:
+    """IOB2 tags for the tokens at ``spans`` from entities given as character offsets: a
+    token belongs to an entity when their character ranges overlap."""
+    tags = ["O"] * len(spans)
+    for ent in sorted(entities, key=lambda e: e.start):
+        inside = [i for i, (a, b) in enumerate(spans) if a < ent.end and ent.start < b and tags[i] == "O"]
+        for k, i in enumerate(inside):
+            tags[i] = ("B-" if k == 0 else "I-") + ent.type
+    return tags
+
+
+def ner_metrics(adapter: Adapter, split: TokenSplit) -> dict[str, Any]:
+    """Entity-level precision/recall/F1 (seqeval, IOB2) of a span-producing model on a
+    CoNLL split: each sentence is given to ``predict`` as text (tokens joined by spaces)
+    and the returned character spans are mapped back onto the gold tokens."""
+    from seqeval.metrics import classification_report as seq_report
+    from seqeval.metrics import f1_score as seq_f1
+    from seqeval.metrics import precision_score, recall_score
+
+    joined = [_token_offsets(toks) for toks in split.tokens]
+    outputs = _predict(adapter, [t for t, _ in joined])
+    pred, bad_offsets = [], 0
+    for (text, spans), out in zip(joined, outputs, strict=True):
+        ents = out.entities or []
+        bad_offsets += sum(text[e.start : e.end] != e.text for e in ents)
+        pred.append(spans_to_iob(ents, spans))
+    gold = [list(t) for t in split.tags]
+    return {
+        "n": len(split.tokens),
+        "f1": float(seq_f1(gold, pred)),
+        "precision": float(precision_score(gold, pred)),
+        "recall": float(recall_score(gold, pred)),
+        "entities_with_bad_offsets": bad_offsets,
+        "report": seq_report(gold, pred, output_dict=True),
+        "report_text": seq_report(gold, pred, digits=4),
+        "scorer": "seqeval (default, IOB2) on predict(text) spans mapped back to the CoNLL tokens",
+    }
+
+
 def evaluate(model_id: str, write: bool = True, latency: bool = True) -> dict[str, Any]:
     """Score ``model_id`` on its test split(s) and validation split and time it.
 
@@ -157,9 +209,27 @@ def evaluate(model_id: str, write: bool = True, latency: bool = True) -> dict[st
     if spec.task == "entities":
         for name, fn in recipe.tests.items():
             split = fn()
-            latency_texts = latency_texts or split.texts
-            result["tests"][name] = _entity_metrics(adapter, split.texts)
-        summary.update({k: v for k, v in next(iter(result["tests"].values())).items()})
+            if isinstance(split, TokenSplit):
+                latency_texts = latency_texts or [" ".join(t) for t in split.tokens]
+                m = ner_metrics(adapter, split)
+                result["tests"][name] = m
+                summary.setdefault("test_set", name)
+                summary.update(
+                    {k: round(m[k], 4) for k in ("f1", "precision", "recall")}
+                    | {"n": m["n"], "per_type_f1": _per_type_f1(m["report"], spec.labels)}
+                )
+                # validation F1 as measured by training on valid.txt (the kept epoch)
+                cfg_path = spec.artifact_path()
+                if cfg_path is not None and (cfg_path / "model.json").exists():
+                    meta = orjson.loads((cfg_path / "model.json").read_bytes()).get("metadata", {})
+                    hist = {h["epoch"]: h for h in meta.get("epochs_run", [])}
+                    best = hist.get(meta.get("best_epoch"), {})
+                    if "val_entity_f1" in best:
+                        summary["val_f1"] = best["val_entity_f1"]
+            else:
+                latency_texts = latency_texts or split.texts
+                result["tests"][name] = _entity_metrics(adapter, split.texts)
+                summary.update({k: v for k, v in result["tests"][name].items()})
     else:
         if recipe.validation is not None:
             val: Split = recipe.validation()
@@ -221,9 +291,13 @@ def evaluate_all(model_ids: list[str] | None = None) -> dict[str, dict[str, Any]
     return results
 
 
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, int | float) else "-"
+
+
 def _print_table(results: dict[str, dict[str, Any]]) -> None:
     table = Table(title="held-out test metrics (ms/item at batch 1/8/32/128)")
-    for col in ("model", "test set", "n", "acc", "macro-F1", "val F1", "latency ms"):
+    for col in ("model", "test set", "n", "acc", "macro-F1", "entity F1", "val F1", "latency ms"):
         table.add_column(col)
     for mid, r in results.items():
         m = r["metrics"]
@@ -234,7 +308,8 @@ def _print_table(results: dict[str, dict[str, Any]]) -> None:
             str(m.get("n", "-")),
             f"{m['accuracy']:.4f}" if "accuracy" in m else "-",
             f"{m['macro_f1']:.4f}" if "macro_f1" in m else "-",
-            f"{m['val_macro_f1']:.4f}" if "val_macro_f1" in m else "-",
+            f"{m['f1']:.4f}" if "f1" in m else "-",
+            _fmt(m.get("val_macro_f1", m.get("val_f1"))),
             " / ".join(f"{lat[k]:.3g}" for k in lat),
         )
     Console(width=140).print(table)
@@ -256,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         _print_table(results)
         for mid, r in results.items():
             for name, m in r["tests"].items():
-                if "report_text" in m and len(m["confusion_matrix"]["labels"]) <= 10:
+                if "report_text" in m and len(m.get("confusion_matrix", {}).get("labels", [])) <= 10:
                     console.print(f"[bold]{mid}[/] on {name}\n{m['report_text']}")
     return 0
 

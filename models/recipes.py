@@ -242,3 +242,60 @@ _add(
         hparams={"oos_weight": 0.2},
     )
 )
+
+# --- MiniLM + LoRA fine-tuned models (models/lora.py) ---------------------------------
+
+_LORA = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.1}
+
+
+def _sst2_train_lora() -> Split:
+    # A seeded sample of the (leak-free) SST-2 training phrases: one pass over all 60k
+    # takes too long on two shared cores.
+    return data.subsample(data.sst2("train"), 8000)
+
+
+_add(
+    Recipe(
+        id="lora-fin",
+        task="fin_sentiment",
+        kind="finetuned",
+        adapter="minilm_lora",
+        labels=data.FIN_LABELS,
+        datasets=_FIN_DATASETS,
+        train_sets={"fpb50": _fpb_train},
+        validation=lambda: data.fpb50("validation"),
+        tests=_FIN_TESTS,
+        hparams={"lora": _LORA, "epochs": 1, "batch_size": 16, "max_length": 96,
+                 "lr_lora": 1e-3, "lr_head": 2e-3},
+    )
+)
+_add(
+    Recipe(
+        id="lora-sst2",
+        task="sentiment",
+        kind="finetuned",
+        adapter="minilm_lora",
+        labels=data.SST2_LABELS,
+        datasets=["sst2"],
+        train_sets={"sst2-8k": _sst2_train_lora},
+        validation=lambda: data.sst2("validation"),
+        tests=_SST2_TESTS,
+        hparams={"lora": _LORA, "epochs": 1, "batch_size": 32, "max_length": 64,
+                 "lr_lora": 1e-3, "lr_head": 2e-3},
+    )
+)
+_add(
+    Recipe(
+        id="lora-conll",
+        task="entities",
+        kind="finetuned",
+        adapter="minilm_lora",
+        labels=["PER", "LOC", "ORG", "MISC"],
+        datasets=["conll2003"],
+        # train.txt only; valid.txt picks the epoch and the temperature; test.txt scores.
+        validation=lambda: data.conll2003("validation"),  # type: ignore[arg-type,return-value]
+        tests={"conll2003_test": lambda: data.conll2003("test")},  # type: ignore[dict-item]
+        hparams={"lora": _LORA, "epochs": 1, "batch_size": 16, "max_length": 128,
+                 "lr_lora": 1e-3, "lr_head": 3e-3, "ner": True, "max_train_sentences": 5000},
+    )
+)

