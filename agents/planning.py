@@ -131,13 +131,15 @@ class Planner:
                 )
                 continue
             everything = (msg.meta or {}).get("models") == "all"  # evaluation: run every model
+            # Entity extractors complement each other (tickers vs PER/ORG/LOC/MISC): no margin.
+            wide = everything or task in SPAN_TASKS
             alloc = allocate(
                 task,
                 speaking,
                 budget,
                 loads,
                 len(speaking) if everything else self.settings.ensemble_max,
-                margin=1.0 if everything else None,
+                margin=1.0 if wide else None,
             )
             assert alloc is not None
             task_plans.append(
