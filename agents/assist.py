@@ -1,6 +1,7 @@
 """Customer-service assist: a suggested reply, help-centre articles, and when to hand off.
 
-Pure post-processing of a fused Result that has an ``intent`` output (a support turn):
+Pure post-processing of a fused Result that has an ``intent`` output (a support turn; also
+one whose intent task went unserved, e.g. in a language no intent model reads):
 
 - **Template**: the reply template (``data/kb/templates.json``) of the fused intent, with
   the fused confidence behind it. An intent without a template (``oos``, or a label from a
@@ -10,7 +11,8 @@ Pure post-processing of a fused Result that has an ``intent`` output (a support 
 - **Hand-off**: to a person when any of these holds (every one that holds is listed in
   ``handoff_reasons``):
 
-  ``uncertain_intent``  no fused intent (its models failed), fusion flagged it uncertain,
+  ``uncertain_intent``  no fused intent (models failed, or none reads the language), fusion
+                        flagged it uncertain,
                         or its confidence is below ``handoff_below`` (0.5 by default,
                         ``STREAMFUSE_ASSIST_HANDOFF_BELOW``; on the validation splits it
                         maximises the mean of the out-of-scope hand-off rate and the in-scope
@@ -29,12 +31,13 @@ carry the evidence itself. A turn is escalating when it
   1. asks for a person ("let me speak to a manager", "a real person") or threatens a
      complaint (complaint, ombudsman, lawyer, regulator), or
   2. is negative (fused sentiment, not uncertain) *and* says it is not the first contact
-     ("again", "third time", "how many times", "nobody answered", "for weeks") or is
-     angry ("ridiculous", "unacceptable", "fed up", ...), or is negative about a
-     high-urgency intent (its template's urgency is ``high``).
+     ("I asked you before", "yet again", "the third time", "how many times", "nobody
+     answered", "for weeks") or is angry ("ridiculous", "unacceptable", "fed up", ...).
 
-The monitor's conversation-level alert still fires on the sequence; this rule lets the
-assist act on the turn where the customer says it.
+Repeated *attempts* ("I tried several times", "wrong PIN too many times") are not
+escalation, and neither is a negative turn about a serious intent (a stolen card is
+``needs_human`` already). The monitor's conversation-level alert still fires on the
+sequence of turns; this rule lets the assist act on the turn where the customer says it.
 """
 
 from __future__ import annotations
@@ -80,13 +83,15 @@ _ASKS_FOR_PERSON = _words(
     r"(?:complain\w*|ombudsman|lawyers?|solicitors?|legal\s+action|regulator|sue\s+you)",
 )
 _NOT_FIRST_CONTACT = _words(
-    r"again",
+    r"(?:ask(?:ed|ing)?|told|tell(?:ing)?|writ(?:e|ing|ten)|contact(?:ed|ing)?|call(?:ed|ing)?|"
+    r"chas(?:e|ed|ing)|messag(?:e|ed|ing)|e-?mail(?:ed|ing)?)\s+(?:you\s+|your\s+\w+\s+)?"
+    r"(?:again|before|already|twice)",
+    r"yet\s+again",
     r"(?:second|third|fourth|fifth|\d+(?:st|nd|rd|th))\s+time",
     r"how\s+many\s+times",
-    r"(?:several|multiple|many|three|four|five|ten)\s+times",
     r"no\s*(?:-\s*)?(?:body|one)\s+(?:has\s+|have\s+)?(?:answer|repl|respond|got\s+back|help|call)\w*",
     r"no\s+(?:response|reply|answer)",
-    r"(?:for|in)\s+(?:days|weeks|months|ages)",
+    r"(?:for|in)\s+(?:weeks|months|ages)",
 )
 _ANGRY = _words(
     r"ridiculous",
@@ -183,15 +188,14 @@ def is_toxic(result: Result) -> bool:
     return bool(_ABUSIVE.search(result.text))
 
 
-def is_escalating(result: Result, template: Template | None) -> bool:
+def is_escalating(result: Result) -> bool:
     """The turn itself says the conversation is escalating (see the module docstring)."""
     text = result.text
     if _ASKS_FOR_PERSON.search(text):
         return True
     if message_sentiment(result) != "negative":
         return False
-    high = template is not None and template.urgency == "high"
-    return high or bool(_NOT_FIRST_CONTACT.search(text) or _ANGRY.search(text))
+    return bool(_NOT_FIRST_CONTACT.search(text) or _ANGRY.search(text))
 
 
 def handoff_reasons(
@@ -200,7 +204,7 @@ def handoff_reasons(
     """Every reason to hand this turn to a person, in :data:`REASONS` order."""
     reasons = []
     label = intent.label if intent is not None else None
-    if label is None:  # no fused intent at all (every intent model failed or is missing)
+    if label is None:  # no fused intent: its models failed or are missing, or none reads the language
         reasons.append(UNCERTAIN)
     elif label in OOS_LABELS or template is None:
         reasons.append(OUT_OF_SCOPE)
@@ -212,7 +216,7 @@ def handoff_reasons(
         reasons.append(URGENT)
     if is_toxic(result):
         reasons.append(TOXIC)
-    if is_escalating(result, template):
+    if is_escalating(result):
         reasons.append(ESCALATING)
     return reasons
 
@@ -253,11 +257,14 @@ def build_assist(result: Result, articles: list[AssistArticle], rules: AssistRul
 
 def post_process(result: Result, predictions: Iterable[Prediction], rules: AssistRules | None = None) -> None:
     """The assist step of fuse: the ``kb`` output gets its articles (``extra.articles``), and
-    a turn with an ``intent`` output gets its :class:`Assist`. Changes ``result`` in place."""
+    a turn with an ``intent`` output (or an unserved intent task) gets its :class:`Assist`.
+    Changes ``result`` in place."""
     rules = rules or AssistRules()
     articles = merge_articles(predictions, rules.max_articles)
     kb = result.outputs.get(KB_TASK)
     if kb is not None and articles:
         kb.extra = {**(kb.extra or {}), "articles": [a.model_dump() for a in articles]}
-    if INTENT_TASK in result.outputs:
+    # a support turn whose intent could not be served (another language) goes to a person too
+    unserved = any(u.task == INTENT_TASK for u in result.unserved)
+    if INTENT_TASK in result.outputs or unserved:
         result.assist = build_assist(result, articles, rules)

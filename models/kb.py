@@ -85,7 +85,9 @@ def parse_record(key: bytes | str | None, value: bytes | Mapping[str, Any] | Non
     try:
         return Change(aid, Article.model_validate({**value, "id": aid}))
     except ValidationError as exc:
-        raise BadArticle(f"article {aid!r}: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}") from None
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise BadArticle(f"article {aid!r}: {where}: {first['msg']}") from None
 
 
 def load_articles(path: Path = BUNDLED_ARTICLES) -> list[Article]:

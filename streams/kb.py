@@ -78,7 +78,8 @@ async def read_state(settings: Settings, timeout: float = 30.0) -> dict[str, Any
         end = await consumer.end_offsets(parts)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if all(await consumer.position(tp) >= end[tp] for tp in parts):
+            positions = [await consumer.position(tp) for tp in parts]
+            if all(pos >= end[tp] for pos, tp in zip(positions, parts, strict=True)):
                 break
             got = await consumer.getmany(timeout_ms=200, max_records=1000)
             for recs in got.values():
