@@ -244,7 +244,7 @@ def ceiling(settings: Settings, n: int) -> dict[str, Any]:
             groups[spec.backbone or st.model_id].append(st)
     adapters = {s.id: build_adapter(s) for s in registry if s.task != "domain"}
     best: dict[str, Any] = {}
-    for batch in (32, 64, 128):
+    for batch in (32, 128):
         t0 = time.perf_counter()
         for key, subtasks in groups.items():
             spec_ids = {st.model_id for st in subtasks}
@@ -295,7 +295,7 @@ async def run_bench(
     logs = out_dir / "logs"
     report: dict[str, Any] = {"machine": machine(), "messages": messages}
     console.print("[bold]1/6 ceiling[/] (in-process, no Kafka)")
-    report["ceiling"] = await asyncio.to_thread(ceiling, settings, min(messages, 2000))
+    report["ceiling"] = await asyncio.to_thread(ceiling, settings, min(messages, 1000))
     report["allocation_ms_per_message"] = allocation_overhead(settings)
     layout = ["infer", "recognize,fuse,monitor"]
     env = {"STREAMFUSE_TORCH_THREADS": "2"}

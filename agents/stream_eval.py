@@ -42,6 +42,7 @@ def score(gold: list[str], pred: list[str]) -> dict[str, float]:
 def summarise(gold: dict[str, str], results: list[dict[str, Any]], task: str) -> dict[str, Any]:
     """Per-model and fused scores for one task from the stream's results."""
     fused_g, fused_p = [], []
+    strategies: dict[str, int] = defaultdict(int)
     per_model: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
     for r in results:
         out = r["outputs"].get(task)
@@ -50,6 +51,7 @@ def summarise(gold: dict[str, str], results: list[dict[str, Any]], task: str) ->
         g = gold[r["id"]]
         fused_g.append(g)
         fused_p.append(out.get("label") or "")
+        strategies[out.get("strategy", "?")] += 1
         for vote in out.get("models", []):
             if vote.get("label") is not None:
                 per_model[vote["model_id"]][0].append(g)
@@ -60,6 +62,7 @@ def summarise(gold: dict[str, str], results: list[dict[str, Any]], task: str) ->
     return {
         "models": models,
         "fused": fused,
+        "strategies": dict(strategies),
         "best_single": best[0],
         "fused_beats_best": bool(fused and best[1] and fused["accuracy"] > best[1]["accuracy"]),
     }

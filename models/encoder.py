@@ -64,7 +64,12 @@ class MiniLMEncoder:
         self.device = torch.device(device or select_device())
         self.max_length = max_length
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = AutoModel.from_pretrained(path, local_files_only=True)
+        from transformers.utils import logging as hf_logging
+
+        # We mean-pool: the checkpoint's pooler is not built (and its "unused weights" notice
+        # is noise in every worker's log).
+        hf_logging.set_verbosity_error()
+        model = AutoModel.from_pretrained(path, local_files_only=True, add_pooling_layer=False)
         model.eval()
         model.requires_grad_(False)
         if self.device.type == "cuda":

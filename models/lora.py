@@ -137,7 +137,9 @@ def build_lora_encoder(lora: dict[str, Any]):
     """The packaged MiniLM with fresh (trainable) LoRA adapters; the base stays frozen."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.set_verbosity_error()  # the checkpoint's unused pooler weights are expected
     base = AutoModel.from_pretrained(base_path(), local_files_only=True, add_pooling_layer=False)
     cfg = LoraConfig(
         r=int(lora["r"]),
