@@ -52,7 +52,15 @@ class ModelSpec(BaseModel):
     @property
     def quality(self) -> float:
         """The validation score used for weighting and allocation (0..1)."""
-        for key in ("val_macro_f1", "val_accuracy", "val_f1", "macro_f1", "accuracy", "f1"):
+        for key in (
+            "val_macro_f1",
+            "val_accuracy",
+            "val_f1",
+            "macro_f1",
+            "accuracy",
+            "f1",
+            "val_recall_at_3",
+        ):
             value = self.metrics.get(key)
             if isinstance(value, int | float):
                 return float(value)
@@ -99,9 +107,7 @@ class Registry:
         try:
             return self._specs[model_id]
         except KeyError:
-            raise KeyError(
-                f"unknown model {model_id!r}; `streamfuse models` lists the known ones"
-            ) from None
+            raise KeyError(f"unknown model {model_id!r}; `streamfuse models` lists the known ones") from None
 
     def __contains__(self, model_id: object) -> bool:
         return model_id in self._specs

@@ -137,6 +137,7 @@ async def run_chaos(
     seed: int = 7,
     log_dir: Path | None = None,
     progress=None,
+    min_kills: int = 5,
 ) -> ChaosReport:
     """Run the reliability scenario and return its report."""
     rng = random.Random(seed)
@@ -250,7 +251,7 @@ async def run_chaos(
         await asyncio.sleep(kill_every * 2)  # let the groups form first
         t_start = time.monotonic()
         restarted_broker = not broker_restart or not settings.embedded
-        while not produced_all.is_set():
+        while not produced_all.is_set() or kills < min_kills:
             await asyncio.sleep(kill_every)
             in_flight_at_faults.update(acked - seen.keys() - dead)
             if not restarted_broker and time.monotonic() - t_start > messages / rate / 2 - kill_every * 2:

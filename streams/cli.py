@@ -422,18 +422,26 @@ def models(as_json: bool, markdown: bool, include_test: bool) -> None:
 
 def _models_markdown(reg) -> str:
     rows = [
-        "| model | task | kind | test set | accuracy | macro-F1 | val score | ms/item @1 | @32 | @128 |",
+        "| model | task | kind | test set | test metric | macro-F1 | val score | ms/item @1 | @32 | @128 |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def f(v: object) -> str:
         return f"{v:.3f}" if isinstance(v, int | float) else "-"
 
+    def headline(m: dict) -> str:
+        for key, name in (("accuracy", "accuracy"), ("f1", "entity F1"), ("recall_at_3", "Recall@3")):
+            if isinstance(m.get(key), int | float):
+                text = f"{name} {m[key]:.3f}"
+                if "oos_recall" in m:
+                    text += f" (in-scope {m['in_scope_accuracy']:.3f}, oos recall {m['oos_recall']:.3f})"
+                return text
+        return m.get("note", "-")
+
     for s in sorted(reg, key=lambda s: (s.task, -s.quality)):
         m, lat = s.metrics, s.latency_ms
-        acc = m.get("accuracy", m.get("entity_f1"))
         rows.append(
-            f"| {s.id} | {s.task} | {s.kind} | {m.get('test_set', '-')} | {f(acc)} | "
+            f"| {s.id} | {s.task} | {s.kind} | {m.get('test_set', '-')} | {headline(m)} | "
             f"{f(m.get('macro_f1'))} | {f(s.quality) if m else '-'} | "
             f"{f(lat.get('1'))} | {f(lat.get('32'))} | {f(lat.get('128'))} |"
         )
