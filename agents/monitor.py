@@ -28,7 +28,7 @@ async def run(app: StreamApp, rules: AlertRules | None = None) -> None:
     """The monitor loop."""
     s = app.settings
     store = WindowStore(s.window_size_s, s.window_hop_s, s.window_grace_s)
-    engine = AlertEngine(rules or AlertRules(), s.window_size_s * 1000)
+    engine = AlertEngine(rules or AlertRules(**s.alert_rules), s.window_size_s * 1000)
     tracker = OffsetTracker()
     consumer = None
 

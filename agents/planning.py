@@ -148,7 +148,7 @@ class Planner:
                     models=alloc.models,
                     scores=alloc.scores,
                     weights=alloc.weights,
-                    strategy=_strategy(task, alloc.models),
+                    strategy=_strategy(task, alloc.models, (msg.meta or {}).get("fusion")),
                     reason=alloc.reason,
                     degraded=alloc.degraded,
                 )
@@ -187,13 +187,16 @@ class Planner:
         return Planned(plan, subtasks)
 
 
-def _strategy(task: str, models: Sequence[str]) -> str:
-    """span voting for entities; stacking when a meta-learner covers the chosen members;
-    else a weighted soft vote (or the single model's answer)."""
+def _strategy(task: str, models: Sequence[str], requested: object = None) -> str:
+    """span voting for entities; the producer's ``meta.fusion`` (weighted_vote,
+    majority_vote, stacking) when it applies; stacking when a meta-learner covers the
+    chosen members; else a weighted soft vote (or the single model's answer)."""
     if task in SPAN_TASKS:
         return "span_vote"
     if len(models) == 1:
         return "single"
+    if requested in ("weighted_vote", "majority_vote"):
+        return str(requested)
     stacker = load_stacker(task)
     if stacker is not None and set(stacker.members) <= set(models):
         return "stacking"

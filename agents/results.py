@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 from agents.assist import AssistRules, post_process
 from models.fusion import Fused, Span, Vote, fuse_labels, span_vote
@@ -122,7 +123,7 @@ def fuse_task(
                     start=s.start,
                     end=s.end,
                     score=s.score,
-                    key=s.key,
+                    key=s.key or company_key(s.text),
                     votes=int(s.extra.get("votes", 1)),
                 )
                 for s in fused
@@ -169,6 +170,19 @@ def stacked(task: str, votes: Sequence[Vote], uncertain_below: float) -> Fused |
     total = sum(v.weight for v in voters) or 1.0
     agreement = round(sum(v.weight for v in voters if v.label == label) / total, 4)
     return Fused(label, probs[label], probs, agreement, probs[label] < uncertain_below)
+
+
+@lru_cache(maxsize=1)
+def _company_names() -> dict[str, str]:
+    from models.adapters.tickers import TickerExtractor
+
+    return TickerExtractor().name_key
+
+
+def company_key(text: str) -> str | None:
+    """A company name an NER model found, normalised to its ticker ("Apple" -> "AAPL"), so
+    that windows per entity see one key whichever model found the mention."""
+    return _company_names().get(text.strip())
 
 
 def _dedupe_entities(entities: list[EntityOut]) -> list[EntityOut]:

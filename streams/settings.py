@@ -97,6 +97,10 @@ class Settings(BaseSettings):
         description="support assist hands a turn to a person when the fused intent confidence is "
         "below this (chosen on validation data: `streamfuse eval kb-retrieval`)",
     )
+    alert_rules: dict[str, int | float] = Field(
+        default_factory=dict,
+        description="overrides of the alert thresholds (JSON object, fields of agents.alerts.AlertRules)",
+    )
     stats_interval_s: float = Field(default=1.0, description="infer workers publish load this often")
     data_dir: Path = Field(default=REPO_ROOT.parent / "shared" / "data", description="labelled data sets")
     data_path: Path = Field(default=REPO_ROOT / "data", description="bundled demo feeds")

@@ -27,3 +27,17 @@ def test_partial_result_names_missing_models_and_errors_do_not_vote():
     assert r.partial and r.missing == ["sentiment:c"]
     assert out.label == "negative" and out.missing == ["c"]
     assert [m.error for m in out.models if m.model_id == "b"] == ["model error: boom"]
+
+
+def test_company_names_from_ner_get_the_ticker_key():
+    from agents.results import company_key
+
+    assert company_key("Apple") == "AAPL"
+    assert company_key("Some Unknown Co") is None
+
+
+def test_producer_can_ask_for_a_majority_vote():
+    from agents.planning import _strategy
+
+    assert _strategy("sentiment", ["a", "b", "c"], "majority_vote") == "majority_vote"
+    assert _strategy("entities", ["a", "b"], "majority_vote") == "span_vote"
