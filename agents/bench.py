@@ -30,7 +30,7 @@ import orjson
 import psutil
 from aiokafka import AIOKafkaProducer
 
-from streams.admin import all_topics, ensure_topics
+from streams.admin import ensure_topics, model_topics
 from streams.io import read_topic
 from streams.settings import Settings
 from streams.topics import Topics
@@ -99,10 +99,7 @@ class Pipeline:
         from models.registry import Registry
 
         reg = Registry.load(include_test=True)
-        await ensure_topics(
-            self.settings,
-            all_topics(self.topics, [m.id for m in reg], [m.backbone for m in reg if m.backbone]),
-        )
+        await ensure_topics(self.settings, model_topics(self.topics, reg))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for i, roles in enumerate(self.layout):
             log = open(self.log_dir / f"{self.prefix}{i}.log", "ab")  # noqa: SIM115

@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from streams.admin import all_topics, ensure_topics
+from streams.admin import ensure_topics, model_topics
 from streams.app import StreamApp, current_role
 from streams.metrics import start_metrics_server
 from streams.settings import Settings
@@ -155,10 +155,7 @@ def _warm_up(adapters: dict, timeout: float) -> None:
 
 
 async def _connect(app: StreamApp, registry) -> None:
-    await ensure_topics(
-        app.settings,
-        all_topics(app.topics, [m.id for m in registry], [m.backbone for m in registry if m.backbone]),
-    )
+    await ensure_topics(app.settings, model_topics(app.topics, registry))
     if not app.started:
         await app.start()
 

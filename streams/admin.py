@@ -30,6 +30,16 @@ def all_topics(topics: Topics, model_ids: Iterable[str], backbones: Iterable[str
     )
 
 
+def model_topics(topics: Topics, specs: Iterable[object]) -> list[str]:
+    """Every topic for a set of catalog entries (anything with ``id`` and ``backbone``)."""
+    specs = list(specs)
+    return all_topics(
+        topics,
+        [s.id for s in specs],  # type: ignore[attr-defined]
+        [s.backbone for s in specs if s.backbone],  # type: ignore[attr-defined]
+    )
+
+
 async def ensure_topics(settings: Settings, names: Iterable[str]) -> list[str]:
     """Create the missing topics; returns the names that were created."""
     admin = AIOKafkaAdminClient(**settings.client_kwargs(), request_timeout_ms=30_000)

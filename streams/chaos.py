@@ -24,7 +24,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from streams import broker
-from streams.admin import all_topics, ensure_topics
+from streams.admin import ensure_topics, model_topics
 from streams.io import read_topic
 from streams.settings import Settings
 from streams.topics import Topics
@@ -148,9 +148,7 @@ async def run_chaos(
     from models.registry import Registry  # model ids decide the per-model topics
 
     registry = Registry.load()
-    await ensure_topics(
-        cfg, all_topics(topics, [m.id for m in registry], [m.backbone for m in registry if m.backbone])
-    )
+    await ensure_topics(cfg, model_topics(topics, registry))
     env = {
         **os.environ,
         "STREAMFUSE_TOPIC_PREFIX": prefix,
@@ -352,9 +350,7 @@ async def run_overload(
     cfg = settings.model_copy(update={"topic_prefix": prefix})
     topics = Topics(prefix)
     registry = Registry.load()
-    await ensure_topics(
-        cfg, all_topics(topics, [m.id for m in registry], [m.backbone for m in registry if m.backbone])
-    )
+    await ensure_topics(cfg, model_topics(topics, registry))
     heavy = {m.id for m in registry if m.backbone or m.kind in ("finetuned", "lora")}
     env = {
         **os.environ,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -19,6 +20,19 @@ from streams.settings import get_settings
 
 console = Console(stderr=False)
 err = Console(stderr=True)
+
+
+@contextlib.contextmanager
+def _broker_if_needed(s):
+    """Start the local broker for one command when none runs (and stop it after)."""
+    started = s.embedded and local_broker.read_pid(s) is None
+    if started:
+        local_broker.start(s)
+    try:
+        yield
+    finally:
+        if started:
+            local_broker.stop(s)
 
 
 def _json_out(obj: object) -> None:
@@ -554,11 +568,7 @@ def bench(
     from agents.bench import run_bench
 
     s = get_settings()
-    started = False
-    if s.embedded and local_broker.read_pid(s) is None:
-        local_broker.start(s)
-        started = True
-    try:
+    with _broker_if_needed(s):
         report = asyncio.run(
             run_bench(
                 s,
@@ -570,9 +580,6 @@ def bench(
                 console=err,
             )
         )
-    finally:
-        if started:
-            local_broker.stop(s)
     if as_json:
         _json_out(report)
         return
@@ -643,23 +650,13 @@ def chaos(
 
     if overload:
         s = get_settings()
-        started = s.embedded and local_broker.read_pid(s) is None
-        if started:
-            local_broker.start(s)
-        try:
+        with _broker_if_needed(s):
             rep = asyncio.run(run_overload(s))
-        finally:
-            if started:
-                local_broker.stop(s)
         _json_out(rep.to_dict()) if as_json else console.print(rep.to_dict())
         sys.exit(0 if rep.lost == 0 else 1)
 
     s = get_settings()
-    started = False
-    if s.embedded and local_broker.read_pid(s) is None:
-        local_broker.start(s)
-        started = True
-    try:
+    with _broker_if_needed(s):
         report = asyncio.run(
             run_chaos(
                 s,
@@ -671,9 +668,6 @@ def chaos(
                 seed=seed,
             )
         )
-    finally:
-        if started:
-            local_broker.stop(s)
     if as_json:
         _json_out(report.to_dict())
     else:
