@@ -142,7 +142,7 @@ def worker(roles: str, name: str | None) -> None:
     show_default=True,
     help="worker processes, ';'-separated role lists",
 )
-@click.option("--rate", default=40.0, show_default=True, help="demo messages per second")
+@click.option("--rate", default=20.0, show_default=True, help="demo messages per second")
 @click.option("--timeout", default=180.0, show_default=True, help="demo time limit, seconds")
 @click.option(
     "--linger",

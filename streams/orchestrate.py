@@ -110,6 +110,16 @@ async def _watch(settings: Settings, view: DemoView, ready: asyncio.Event) -> No
             t.cancel()
 
 
+async def _infer_ready(settings: Settings, timeout: float) -> bool:
+    """True once an infer worker reports model load on the stats topic (its models are
+    loaded and its consumers joined): replaying before that only makes deadlines pass."""
+    topic = get_topics(settings).stats
+    async for rec in read_topic(settings, topic, from_beginning=False, timeout=timeout):
+        if isinstance(rec["value"], dict) and rec["value"].get("model_id"):
+            return True
+    return False
+
+
 async def run_demo(
     settings: Settings,
     workers: Workers,
@@ -119,6 +129,9 @@ async def run_demo(
     linger: float,
 ) -> bool:
     """Replay the demo feeds through the pipeline with a live view; True if all accounted."""
+    console.print("waiting for the model workers to load their models ...")
+    if not await _infer_ready(settings, timeout=180):
+        console.print("[yellow]no model load report after 180 s; replaying anyway[/]")
     lines = demo_lines(settings.data_path)
     view = DemoView(expected=len(lines))
     ready = asyncio.Event()
