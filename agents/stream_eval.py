@@ -132,3 +132,28 @@ async def eval_stream(
         task_results = [r for mid, r in results.items() if mid in gold[task]]
         report["tasks"][task] = {"dataset": TASK_SETS[task], **summarise(gold[task], task_results, task)}
     return report
+
+
+def plot(report: dict[str, Any], png) -> None:
+    """Each model's accuracy against the fused accuracy, per task."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(report["tasks"])
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        rep = report["tasks"][task]
+        names = sorted(rep["models"], key=lambda m: rep["models"][m]["accuracy"])
+        values = [rep["models"][m]["accuracy"] for m in names]
+        if rep["fused"]:
+            names.append("fused")
+            values.append(rep["fused"]["accuracy"])
+        ax.barh(names, values, color=["#888"] * (len(names) - 1) + ["#2a7"])
+        ax.set_xlim(min(values) - 0.05, 1.0)
+        ax.set_title(f"{task} ({rep['dataset']})")
+        ax.set_xlabel("accuracy through the stream")
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)

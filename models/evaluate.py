@@ -19,6 +19,7 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -258,7 +259,51 @@ def evaluate(model_id: str, write: bool = True, latency: bool = True) -> dict[st
             (path / "eval.json").write_bytes(
                 orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY) + b"\n"
             )
+            plot_confusion(result, path / "confusion.png")
     return result
+
+
+def plot_confusion(result: dict[str, Any], png: Path) -> bool:
+    """The primary test split's confusion matrix as a PNG beside eval.json (row-normalised;
+    counts in the cells when there are few labels). False when there is no matrix."""
+    tests = result.get("tests") or {}
+    first = next((m for m in tests.values() if isinstance(m, dict) and "confusion_matrix" in m), None)
+    if first is None:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = first["confusion_matrix"]["labels"]
+    matrix = np.array(first["confusion_matrix"]["matrix"], dtype=float)
+    norm = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    size = min(4 + 0.18 * len(labels), 22)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ticks = range(len(labels))
+    fontsize = 9 if len(labels) <= 20 else 5
+    ax.set_xticks(ticks, labels, rotation=90, fontsize=fontsize)
+    ax.set_yticks(ticks, labels, fontsize=fontsize)
+    if len(labels) <= 12:
+        for i in ticks:
+            for j in ticks:
+                ax.text(
+                    j,
+                    i,
+                    int(matrix[i, j]),
+                    ha="center",
+                    va="center",
+                    color="white" if norm[i, j] > 0.5 else "black",
+                )
+    name = next(iter(tests))
+    ax.set_title(f"{result.get('model_id')} on {name}: accuracy {first['accuracy']:.3f}")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    return True
 
 
 def update_costs(path: Any = CATALOG_PATH) -> dict[str, float]:

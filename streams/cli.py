@@ -495,9 +495,14 @@ def evaluate(
 ) -> None:
     """Metrics on held-out test splits and latency per batch size; written to the catalog."""
     if stream:
-        from agents.stream_eval import eval_stream
+        from agents.stream_eval import eval_stream, plot
 
         report = asyncio.run(eval_stream(get_settings(), [t for t in tasks.split(",") if t], limit, timeout))
+        folder = get_settings().state_dir / "eval"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "eval-stream.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+        plot(report, folder / "eval-stream.png")
+        err.print(f"wrote {folder / 'eval-stream.json'} and eval-stream.png")
         if as_json:
             _json_out(report)
         else:
