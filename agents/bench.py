@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 import psutil
 from aiokafka import AIOKafkaProducer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from streams.admin import ensure_topics, model_topics
 from streams.io import read_topic
@@ -81,7 +82,9 @@ class RunResult:
 class Pipeline:
     """Worker processes on a fresh topic prefix."""
 
-    def __init__(self, settings: Settings, layout: list[str], env: dict[str, str], log_dir: Path):
+    def __init__(
+        self, settings: Settings, layout: list[str], env: dict[str, str], log_dir: Path, console=None
+    ):
         self.prefix = f"b{uuid.uuid4().hex[:6]}."
         self.settings = settings.model_copy(update={"topic_prefix": self.prefix})
         self.topics = Topics(self.prefix)
@@ -94,6 +97,7 @@ class Pipeline:
         }
         self.log_dir = log_dir
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.console = console  # progress bars go here (None: no bars)
 
     async def start(self) -> None:
         from models.registry import Registry
@@ -146,6 +150,8 @@ class Pipeline:
                 v = rec["value"]
                 if isinstance(v, dict) and v.get("id") in want and v["id"] not in got:
                     got[v["id"]] = (rec["timestamp"], v)
+                    if progress is not None:
+                        progress.advance(bar_task)
                     if len(got) == len(want):
                         done.set()
                         return
@@ -156,6 +162,21 @@ class Pipeline:
                     rss[k].append(round(v, 1))
                 await asyncio.sleep(1)
 
+        progress = (
+            Progress(
+                TextColumn(f"   {name}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=True,
+            )
+            if self.console is not None
+            else None
+        )
+        bar_task = progress.add_task(name, total=len(want)) if progress is not None else None
+        if progress is not None:
+            progress.start()
         collector = asyncio.create_task(collect())
         sampler = asyncio.create_task(sample())
         await ready.wait()
@@ -183,6 +204,8 @@ class Pipeline:
         done.set()
         collector.cancel()
         sampler.cancel()
+        if progress is not None:
+            progress.stop()
         for t in (collector, sampler):
             with contextlib.suppress(asyncio.CancelledError):
                 await t
@@ -298,7 +321,7 @@ async def run_bench(
     env = {"STREAMFUSE_TORCH_THREADS": "2"}
 
     console.print(f"[bold]2/6 saturation[/]: {messages} messages, layout {layout}")
-    pipe = Pipeline(settings, layout, env, logs)
+    pipe = Pipeline(settings, layout, env, logs, console)
     await pipe.start()
     try:
         await warm(pipe, settings.data_path)
@@ -322,7 +345,11 @@ async def run_bench(
 
     console.print(f"[bold]3/6 naive[/]: {naive_messages} messages, batch 1, no shared encoder pass")
     pipe = Pipeline(
-        settings, layout, {**env, "STREAMFUSE_BATCH_MAX": "1", "STREAMFUSE_COSCHEDULE": "false"}, logs
+        settings,
+        layout,
+        {**env, "STREAMFUSE_BATCH_MAX": "1", "STREAMFUSE_COSCHEDULE": "false"},
+        logs,
+        console,
     )
     await pipe.start()
     try:
@@ -336,7 +363,7 @@ async def run_bench(
     report["scale_out"] = {}
     for k in (1, 2, 4):
         scale_env = {"STREAMFUSE_TEST_MODELS": "1", "STREAMFUSE_BATCH_MAX": "8"}
-        pipe = Pipeline(settings, ["recognize,fuse"] + ["infer:test-fixed"] * k, scale_env, logs)
+        pipe = Pipeline(settings, ["recognize,fuse"] + ["infer:test-fixed"] * k, scale_env, logs, console)
         await pipe.start()
         try:
             await warm(pipe, settings.data_path, ["test_scale"])

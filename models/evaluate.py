@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import orjson
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 
@@ -329,9 +330,18 @@ def evaluate_all(model_ids: list[str] | None = None) -> dict[str, dict[str, Any]
     known = {s.id for s in Registry.load(CATALOG_PATH, include_test=True)}
     ids = model_ids or [m for m in RECIPES if m in known]
     results = {}
-    for model_id in ids:
-        console.log(f"evaluating {model_id}")
-        results[model_id] = evaluate(model_id)
+    columns = (
+        TextColumn("evaluating {task.fields[model]}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("eval", total=len(ids), model="")
+        for model_id in ids:
+            bar.update(task, model=model_id)
+            results[model_id] = evaluate(model_id)
+            bar.advance(task)
     update_costs()
     return results
 

@@ -265,8 +265,14 @@ _add(
         train_sets={"fpb50": _fpb_train},
         validation=lambda: data.fpb50("validation"),
         tests=_FIN_TESTS,
-        hparams={"lora": _LORA, "epochs": 1, "batch_size": 16, "max_length": 96,
-                 "lr_lora": 1e-3, "lr_head": 2e-3},
+        hparams={
+            "lora": _LORA,
+            "epochs": 1,
+            "batch_size": 16,
+            "max_length": 96,
+            "lr_lora": 1e-3,
+            "lr_head": 2e-3,
+        },
     )
 )
 _add(
@@ -280,8 +286,14 @@ _add(
         train_sets={"sst2-8k": _sst2_train_lora},
         validation=lambda: data.sst2("validation"),
         tests=_SST2_TESTS,
-        hparams={"lora": _LORA, "epochs": 1, "batch_size": 32, "max_length": 64,
-                 "lr_lora": 1e-3, "lr_head": 2e-3},
+        hparams={
+            "lora": _LORA,
+            "epochs": 1,
+            "batch_size": 32,
+            "max_length": 64,
+            "lr_lora": 1e-3,
+            "lr_head": 2e-3,
+        },
     )
 )
 _add(
@@ -295,7 +307,15 @@ _add(
         # train.txt only; valid.txt picks the epoch and the temperature; test.txt scores.
         validation=lambda: data.conll2003("validation"),  # type: ignore[arg-type,return-value]
         tests={"conll2003_test": lambda: data.conll2003("test")},  # type: ignore[dict-item]
-        hparams={"lora": _LORA, "epochs": 1, "batch_size": 16, "max_length": 128,
-                 "lr_lora": 1e-3, "lr_head": 3e-3, "ner": True, "max_train_sentences": 5000},
+        hparams={
+            "lora": _LORA,
+            "epochs": 1,
+            "batch_size": 16,
+            "max_length": 128,
+            "lr_lora": 1e-3,
+            "lr_head": 3e-3,
+            "ner": True,
+            "max_train_sentences": 5000,
+        },
     )
 )
