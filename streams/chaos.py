@@ -73,6 +73,21 @@ def _message(i: int, run: str, invalid: bool) -> tuple[str, bytes, bytes | None]
     return mid, orjson.dumps(body), key.encode()
 
 
+async def _isolated_run(settings: Settings, tag: str):
+    """A run id, settings and topics under a fresh prefix (all topics created), the model
+    registry, and the environment for its worker processes."""
+    from models.registry import Registry  # model ids decide the per-model topics
+
+    run = f"{tag}{uuid.uuid4().hex[:6]}"
+    prefix = f"{run}."
+    cfg = settings.model_copy(update={"topic_prefix": prefix})
+    topics = Topics(prefix)
+    registry = Registry.load()
+    await ensure_topics(cfg, model_topics(topics, registry))
+    env = {**os.environ, "STREAMFUSE_TOPIC_PREFIX": prefix, "STREAMFUSE_STATE_DIR": str(settings.state_dir)}
+    return run, cfg, topics, registry, env
+
+
 class Fleet:
     """The worker processes, restartable by slot."""
 
@@ -141,18 +156,9 @@ async def run_chaos(
 ) -> ChaosReport:
     """Run the reliability scenario and return its report."""
     rng = random.Random(seed)
-    run = f"c{uuid.uuid4().hex[:6]}"
-    prefix = f"{run}."
-    cfg = settings.model_copy(update={"topic_prefix": prefix})
-    topics = Topics(prefix)
-    from models.registry import Registry  # model ids decide the per-model topics
-
-    registry = Registry.load()
-    await ensure_topics(cfg, model_topics(topics, registry))
+    run, cfg, topics, _, env = await _isolated_run(settings, "c")
     env = {
-        **os.environ,
-        "STREAMFUSE_TOPIC_PREFIX": prefix,
-        "STREAMFUSE_STATE_DIR": str(settings.state_dir),
+        **env,
         "STREAMFUSE_SESSION_TIMEOUT_MS": "6000",
         "STREAMFUSE_HEARTBEAT_INTERVAL_MS": "500",
         "STREAMFUSE_TORCH_THREADS": "1",
@@ -343,21 +349,9 @@ async def run_overload(
     """
     import psutil
 
-    from models.registry import Registry
-
-    run = f"o{uuid.uuid4().hex[:6]}"
-    prefix = f"{run}."
-    cfg = settings.model_copy(update={"topic_prefix": prefix})
-    topics = Topics(prefix)
-    registry = Registry.load()
-    await ensure_topics(cfg, model_topics(topics, registry))
+    run, cfg, topics, registry, env = await _isolated_run(settings, "o")
     heavy = {m.id for m in registry if m.backbone or m.kind in ("finetuned", "lora")}
-    env = {
-        **os.environ,
-        "STREAMFUSE_TOPIC_PREFIX": prefix,
-        "STREAMFUSE_STATE_DIR": str(settings.state_dir),
-        "STREAMFUSE_STATS_INTERVAL_S": "0.5",
-    }
+    env = {**env, "STREAMFUSE_STATS_INTERVAL_S": "0.5"}
     fleet = Fleet(env, log_dir or settings.state_dir / "overload" / run, 1)
     fleet.start_all()
     phase_of: dict[str, str] = {}

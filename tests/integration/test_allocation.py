@@ -4,31 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import orjson
 import pytest
 
-from tests.integration.conftest import Env, wait_for
+from tests.integration.conftest import Env, test_sentiment_feed, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 def _feed(path: Path, ids: list[str]) -> Path:
-    path.write_bytes(
-        b"\n".join(
-            orjson.dumps(
-                {
-                    "id": mid,
-                    "text": f"the payment failed for order {mid}",
-                    "source": "t",
-                    "tasks": ["test_sentiment"],
-                    "meta": {"budget_ms": 400},
-                }
-            )
-            for mid in ids
-        )
-        + b"\n"
-    )
-    return path
+    return test_sentiment_feed(path, ids, "the payment failed for order {id}", budget_ms=400)
 
 
 def _chosen(results: list[dict], ids: list[str]) -> list[str]:

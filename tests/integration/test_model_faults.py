@@ -4,31 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import orjson
 import pytest
 
-from tests.integration.conftest import Env
+from tests.integration.conftest import Env, test_sentiment_feed
 
 pytestmark = pytest.mark.integration
 
 
 def _feed(path: Path, ids: list[str]) -> Path:
-    path.write_bytes(
-        b"\n".join(
-            orjson.dumps(
-                {
-                    "id": mid,
-                    "text": "the transfer failed twice",
-                    "source": "t",
-                    "tasks": ["test_sentiment"],
-                    "meta": {"budget_ms": 5000},
-                }
-            )
-            for mid in ids
-        )
-        + b"\n"
-    )
-    return path
+    return test_sentiment_feed(path, ids, "the transfer failed twice", budget_ms=5000)
 
 
 @pytest.mark.parametrize("fault", ["fail", "hang"])
