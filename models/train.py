@@ -27,6 +27,7 @@ from sklearn.metrics import f1_score
 
 from models import data
 from models.artifacts_io import read_config, write_artifact
+from models.augment import AugmentConfig, augment_split
 from models.calibration import fit_temperature, softmax
 from models.data import SEED, Split
 from models.recipes import RECIPES, Recipe
@@ -144,8 +145,6 @@ def upsert_catalog(spec_fields: dict[str, Any], path: Path = CATALOG_PATH) -> No
 def _train_vader(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, Any]:
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-    from models.adapters.vader import compound_to_probs
-
     ((set_name, train_fn),) = recipe.train_sets.items()
     train = train_fn()
     val = recipe.validation() if recipe.validation else None
@@ -154,20 +153,7 @@ def _train_vader(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, A
     progress(f"VADER on {len(train.texts)} training texts")
     analyzer = SentimentIntensityAnalyzer()
     compound = np.array([analyzer.polarity_scores(t)["compound"] for t in train.texts])
-    y = _index(labels, train.labels)
-    # The neutral band (3 labels) or the offset (2 labels) maximising training macro-F1;
-    # then the scale minimising training NLL for that threshold.
-    grid = np.linspace(0.0, 0.9, 46) if label_set == "fin_sentiment" else np.linspace(-0.5, 0.5, 51)
-    scores = [_macro_f1(y, compound_to_probs(compound, label_set, float(t), 5.0).argmax(1)) for t in grid]
-    threshold = float(grid[int(np.argmax(scores))])
-
-    def nll(log_a: float) -> float:
-        p = compound_to_probs(compound, label_set, threshold, float(np.exp(log_a)))
-        return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None)).mean())
-
-    from scipy.optimize import minimize_scalar
-
-    scale = float(np.exp(minimize_scalar(nll, bounds=(np.log(0.1), np.log(100.0)), method="bounded").x))
+    threshold, scale, train_f1 = fit_band(compound, _index(labels, train.labels), label_set)
     config = {
         "kind": "vader",
         "label_set": label_set,
@@ -178,11 +164,78 @@ def _train_vader(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, A
             train,
             val,
             train_set=set_name,
-            train_macro_f1=round(max(scores), 4),
+            train_macro_f1=round(train_f1, 4),
             fitted_on="train split (threshold by macro-F1, scale by NLL)",
         ),
     }
     write_artifact(ARTIFACTS_DIR / recipe.id, config)
+    return config
+
+
+def fit_band(score: np.ndarray, y: np.ndarray, label_set: str) -> tuple[float, float, float]:
+    """For a lexicon score in [-1, 1] (see ``compound_to_probs``): the neutral band (3 labels)
+    or offset (2 labels) maximising training macro-F1, then the scale minimising training
+    NLL at that threshold. Returns (threshold, scale, training macro-F1)."""
+    from scipy.optimize import minimize_scalar
+
+    from models.adapters.vader import compound_to_probs
+
+    grid = np.linspace(0.0, 0.9, 46) if label_set == "fin_sentiment" else np.linspace(-0.5, 0.5, 51)
+    scores = [_macro_f1(y, compound_to_probs(score, label_set, float(t), 5.0).argmax(1)) for t in grid]
+    threshold = float(grid[int(np.argmax(scores))])
+
+    def nll(log_a: float) -> float:
+        p = compound_to_probs(score, label_set, threshold, float(np.exp(log_a)))
+        return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None)).mean())
+
+    scale = float(np.exp(minimize_scalar(nll, bounds=(np.log(0.1), np.log(100.0)), method="bounded").x))
+    return threshold, scale, float(max(scores))
+
+
+def _train_lm(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, Any]:
+    """Loughran-McDonald lexicon: the word lists are imported (models.lexicon_import); only
+    the neutral band and scale are fitted, on the training split."""
+    from models.adapters.lm_lexicon import LEXICON_NAME, lm_counts, load_lexicon, polarity
+
+    directory = ARTIFACTS_DIR / recipe.id
+    if not (directory / LEXICON_NAME).exists():
+        raise FileNotFoundError(
+            f"no {LEXICON_NAME} in {directory}: run `python -m models.lexicon_import lm-fin`"
+        )
+    positive, negative = load_lexicon(directory)
+    ((set_name, train_fn),) = recipe.train_sets.items()
+    train = train_fn()
+    val = recipe.validation() if recipe.validation else None
+    labels = list(recipe.labels)
+    progress(f"Loughran-McDonald on {len(train.texts)} training texts")
+    score = np.array([polarity(*lm_counts(t, positive, negative)) for t in train.texts])
+    threshold, scale, train_f1 = fit_band(score, _index(labels, train.labels), "fin_sentiment")
+    config = {
+        "kind": "lm_lexicon",
+        "labels": labels,
+        "calibration": {"threshold": round(threshold, 4), "scale": round(scale, 4)},
+        "metadata": _metadata(
+            recipe,
+            train,
+            val,
+            train_set=set_name,
+            train_macro_f1=round(train_f1, 4),
+            lexicon_sha256=_file_sha256(directory / LEXICON_NAME),
+            texts_with_hits=round(float(np.mean(score != 0)), 4),
+            fitted_on="train split (threshold by macro-F1, scale by NLL)",
+        ),
+    }
+    write_artifact(directory, config)
+    return config
+
+
+def _train_imported(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, Any]:
+    """Models imported from PyPI packages (models.lexicon_import): nothing to fit; check the
+    artifact is there and keep its config."""
+    directory = ARTIFACTS_DIR / recipe.id
+    config = read_config(directory)  # raises with a hint when the import has not run
+    source = config.get("metadata", {}).get("source", {})
+    progress(f"imported from {source.get('package')}=={source.get('version')}; nothing to fit")
     return config
 
 
@@ -276,7 +329,25 @@ def _two_columns(scores: np.ndarray) -> np.ndarray:
     return scores
 
 
+def recipe_augment(recipe: Recipe) -> AugmentConfig | None:
+    """The augmentation a recipe trains with (``hparams["augment"]``), or None."""
+    raw = recipe.hparams.get("augment")
+    return AugmentConfig.from_dict(raw) if raw else None
+
+
 def _train_tfidf(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, Any]:
+    return fit_tfidf(recipe, progress, recipe_augment(recipe), ARTIFACTS_DIR / recipe.id)
+
+
+def fit_tfidf(
+    recipe: Recipe,
+    progress: Callable[[str], None],
+    augment: AugmentConfig | None,
+    directory: Path,
+) -> dict[str, Any]:
+    """Fit a TF-IDF + linear SVM recipe (training data and C chosen on the clean validation
+    split), with ``augment``'s noisy copies added to every candidate training set, and
+    export it to ``directory``. Returns the artifact's config."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.svm import LinearSVC
 
@@ -287,8 +358,12 @@ def _train_tfidf(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, A
     hp = recipe.hparams
     trials: list[dict[str, Any]] = []
     best: tuple[float, str, float, Any, Any] | None = None
+    sizes: dict[str, int] = {}
     for name, fn in recipe.train_sets.items():
         train = fn()
+        if augment is not None:
+            train = Split(*augment_split(train.texts, train.labels, augment, SEED))
+        sizes[name] = len(train.texts)
         progress(f"{name}: TF-IDF on {len(train.texts)} texts")
         vec = TfidfVectorizer(
             ngram_range=(1, 2),
@@ -323,8 +398,11 @@ def _train_tfidf(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, A
         vocabulary_size=len(vec.vocabulary_),
         fitted_on="train split; C, training data and temperature chosen on validation",
     )
-    export_tfidf_linear(ARTIFACTS_DIR / recipe.id, vec, clf, round(temperature, 6), meta)
-    return read_config(ARTIFACTS_DIR / recipe.id) | {"labels": labels}
+    if augment is not None:
+        # train_sizes counts the original texts; the augmented size is recorded beside it
+        meta["augment"] = augment.to_dict() | {"seed": SEED, "train_size_augmented": sizes[set_name]}
+    export_tfidf_linear(directory, vec, clf, round(temperature, 6), meta)
+    return read_config(directory) | {"labels": labels}
 
 
 def _train_tickers(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, Any]:
@@ -443,6 +521,9 @@ TRAINERS: dict[str, Callable[[Recipe, Callable[[str], None]], dict[str, Any]]] =
     "tfidf_linear": _train_tfidf,
     "tickers": _train_tickers,
     "minilm_lora": _train_lora,
+    "lm_lexicon": _train_lm,
+    "toxicity_svm": _train_imported,
+    "wordlist": _train_imported,
 }
 
 

@@ -477,6 +477,26 @@ def train(model: str | None, all_: bool) -> None:
         _fail("name a MODEL or pass --all")
 
 
+@main.command("augment-study")
+@click.argument("models", nargs=-1)
+@click.option("--out", default="bench/results/augment-study.json", show_default=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+def augment_study(models: tuple[str, ...], out: str, as_json: bool) -> None:
+    """Train each TF-IDF model (or MODELS) with and without augmentation; compare on test."""
+    from models import augment_study as st
+
+    unknown = [m for m in models if m not in st.tfidf_models()]
+    if unknown:
+        _fail(f"not TF-IDF models: {', '.join(unknown)}; choose from {', '.join(st.tfidf_models())}")
+    report = st.study(list(models) or None)
+    path = st.write_report(report, Path(out))
+    if as_json:
+        _json_out(report)
+    else:
+        console.print(st.table(report))
+        err.print(f"wrote {path}")
+
+
 @main.command("eval")
 @click.argument("model", required=False)
 @click.option("--all", "all_", is_flag=True, help="evaluate every model")

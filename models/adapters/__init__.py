@@ -45,6 +45,24 @@ def _kb_retrieval(spec: ModelSpec) -> Adapter:
     return KBRetrievalAdapter(spec)
 
 
+def _toxicity_svm(spec: ModelSpec) -> Adapter:
+    from models.adapters.toxicity import ToxicitySvmAdapter
+
+    return ToxicitySvmAdapter(spec)
+
+
+def _wordlist(spec: ModelSpec) -> Adapter:
+    from models.adapters.toxicity import WordListAdapter
+
+    return WordListAdapter(spec)
+
+
+def _lm_lexicon(spec: ModelSpec) -> Adapter:
+    from models.adapters.lm_lexicon import LMLexiconAdapter
+
+    return LMLexiconAdapter(spec)
+
+
 def _test_controlled(spec: ModelSpec) -> Adapter:
     from models.adapters.testing import ControlledAdapter
 
@@ -60,6 +78,9 @@ ADAPTERS: dict[str, Callable[[ModelSpec], Adapter]] = {
     "tickers": _tickers,
     "minilm_lora": _minilm_lora,
     "kb_retrieval": _kb_retrieval,
+    "toxicity_svm": _toxicity_svm,
+    "wordlist": _wordlist,
+    "lm_lexicon": _lm_lexicon,
     "test_controlled": _test_controlled,
 }
 
