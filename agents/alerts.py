@@ -1,4 +1,9 @@
-"""Alert rules over closed windows and conversation turns (pure, configurable)."""
+"""Alert rules over closed windows and conversation turns (pure, configurable).
+
+The engine's state (each key's rolling baseline, each conversation's recent turns) is
+per key, so it lives with that key's windows in one partition of the event topic and goes
+to the same changelog (``changes`` / ``restore``).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,10 @@ import hashlib
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
-from agents.windows import SENTIMENT_VALUE, is_chat_turn, message_sentiment
-from streams.records import Alert, Result, WindowStats
+from agents.windows import SENTIMENT_VALUE
+from streams.records import Alert, WindowEvent, WindowStats
 
 
 @dataclass(slots=True, frozen=True)
@@ -37,6 +43,7 @@ class Conversation:
     recent: deque[tuple[str, bool]] = field(default_factory=lambda: deque(maxlen=10))
     fired_at: int = -1  # number of turns seen when the last alert fired
     turns: int = 0
+    upto: int = -1  # the last event offset applied (replays are skipped)
 
 
 def _alert_id(*parts: object) -> str:
@@ -51,6 +58,8 @@ class AlertEngine:
         self.size_ms = size_ms
         self.baselines: dict[tuple[str, str], Baseline] = {}
         self.conversations: dict[str, Conversation] = {}
+        self._dirty_baselines: set[tuple[str, str]] = set()
+        self._dirty_conversations: set[str] = set()
 
     def on_window(self, w: WindowStats, now_ms: int) -> list[Alert]:
         """Evaluate volume spike and sentiment shift for one closed tumbling window."""
@@ -111,17 +120,20 @@ class AlertEngine:
         if w.sentiment_mean is not None:
             b.means.append(w.sentiment_mean)
         b.last_start = w.start_ms
+        self._dirty_baselines.add((w.dimension, w.key))
         return alerts
 
-    def on_result(self, res: Result, now_ms: int) -> list[Alert]:
+    def on_turn(self, ev: WindowEvent, offset: int, now_ms: int) -> list[Alert]:
         """Escalation: the last N turns of a conversation all negative or urgent."""
-        if not is_chat_turn(res):
+        if ev.dimension != "conversation":
             return []
-        conv = self.conversations.setdefault(res.key, Conversation())
+        conv = self.conversations.setdefault(ev.key, Conversation())
+        if offset <= conv.upto:
+            return []  # replayed: already seen
+        conv.upto = offset
         conv.turns += 1
-        sentiment = message_sentiment(res)
-        urgent = _is_urgent(res)
-        conv.recent.append((res.id, sentiment == "negative" or urgent))
+        conv.recent.append((ev.message_id, ev.alarming))
+        self._dirty_conversations.add(ev.key)
         n = self.rules.escalation_turns
         last = list(conv.recent)[-n:]
         if len(last) == n and all(flag for _, flag in last) and conv.turns - conv.fired_at >= n:
@@ -129,20 +141,74 @@ class AlertEngine:
             ids = [mid for mid, _ in last]
             return [
                 Alert(
-                    id=_alert_id("escalation", res.key, ids[-1]),
+                    id=_alert_id("escalation", ev.key, ids[-1]),
                     rule="escalation",
                     dimension="conversation",
-                    key=res.key,
+                    key=ev.key,
                     severity="critical",
-                    message=f"conversation {res.key} is escalating: {n} negative or urgent turns in a row",
+                    message=f"conversation {ev.key} is escalating: {n} negative or urgent turns in a row",
                     figures={"turns": float(conv.turns), "consecutive": float(n)},
                     evidence=ids,
-                    window_start_ms=min(res.ts, res.ts),
-                    window_end_ms=res.ts,
+                    window_start_ms=ev.ts,
+                    window_end_ms=ev.ts,
                     ts=now_ms,
                 )
             ]
         return []
+
+    def changes(self) -> list[tuple[str, dict[str, Any] | None]]:
+        """Changelog entries for the state changed since the last call."""
+        out: list[tuple[str, dict[str, Any] | None]] = []
+        for dim, key in sorted(self._dirty_baselines):
+            b = self.baselines[(dim, key)]
+            out.append(
+                (
+                    f"b|{dim}|{key}",
+                    {"counts": list(b.counts), "means": list(b.means), "last_start": b.last_start},
+                )
+            )
+        for key in sorted(self._dirty_conversations):
+            c = self.conversations[key]
+            out.append(
+                (
+                    f"c|{key}",
+                    {
+                        "recent": [list(t) for t in c.recent],
+                        "fired_at": c.fired_at,
+                        "turns": c.turns,
+                        "upto": c.upto,
+                    },
+                )
+            )
+        self._dirty_baselines.clear()
+        self._dirty_conversations.clear()
+        return out
+
+    def restore(self, key: str, state: dict[str, Any] | None) -> bool:
+        """Apply one changelog entry; False if it is not alert state."""
+        n = self.rules.baseline_windows
+        if key.startswith("b|"):
+            _, dim, name = key.split("|", 2)
+            if state is None:
+                self.baselines.pop((dim, name), None)
+            else:
+                self.baselines[(dim, name)] = Baseline(
+                    deque(state["counts"], maxlen=n), deque(state["means"], maxlen=n), state["last_start"]
+                )
+            return True
+        if key.startswith("c|"):
+            name = key[2:]
+            if state is None:
+                self.conversations.pop(name, None)
+            else:
+                self.conversations[name] = Conversation(
+                    deque(((m, bool(f)) for m, f in state["recent"]), maxlen=10),
+                    state["fired_at"],
+                    state["turns"],
+                    state["upto"],
+                )
+            return True
+        return False
 
     def _alert(
         self,
@@ -166,16 +232,6 @@ class AlertEngine:
             window_end_ms=w.end_ms,
             ts=now_ms,
         )
-
-
-def _is_urgent(res: Result) -> bool:
-    out = res.outputs.get("urgency")
-    if out is not None and out.label == "urgent":
-        return True
-    text = res.text
-    letters = [c for c in text if c.isalpha()]
-    shouting = len(letters) >= 12 and sum(c.isupper() for c in letters) / len(letters) > 0.6
-    return shouting or text.count("!") >= 3
 
 
 __all__ = ["SENTIMENT_VALUE", "AlertEngine", "AlertRules"]

@@ -50,8 +50,7 @@ from pathlib import Path
 
 import orjson
 
-from agents.alerts import _is_urgent
-from agents.windows import message_sentiment
+from agents.windows import is_urgent, message_sentiment
 from streams.records import Assist, AssistArticle, Prediction, Result, TaskResult
 
 TEMPLATES_PATH = Path(__file__).resolve().parent.parent / "data" / "kb" / "templates.json"
@@ -212,7 +211,7 @@ def handoff_reasons(
         reasons.append(UNCERTAIN)
     if template is not None and template.needs_human:
         reasons.append(NEEDS_HUMAN)
-    if _is_urgent(result):
+    if is_urgent(result):
         reasons.append(URGENT)
     if is_toxic(result):
         reasons.append(TOXIC)

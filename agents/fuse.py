@@ -2,7 +2,11 @@
 
 sf.plans + sf.predictions (co-partitioned by message id) -> sf.results
 A record's offset is committed only once the result it feeds is published, so a crashed
-worker's replacement rebuilds the pending joins from the topics.
+worker's replacement rebuilds the pending joins from the topics (the input topics are the
+join's changelog). The ids it finished are state too: a worker given a partition re-reads
+them from that partition of sf.results (keyed by message id like the inputs, so the
+partitions line up), back to just before the oldest record it will replay. A replayed
+message that already has a result is dropped, in either processing guarantee.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from streams import metrics
 from streams.app import Outgoing, StreamApp
 from streams.codec import dumps, key_bytes, loads
 from streams.offsets import OffsetTracker
-from streams.records import DeadLetter, Plan, Prediction, Subtask
+from streams.records import DeadLetter, Plan, Prediction, Result, Subtask
+from streams.restore import first_timestamps, offsets_since, read_to_end
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -104,6 +109,35 @@ def failovers(
     return out
 
 
+async def finished_ids(app: StreamApp, consumer, partitions: set[int]) -> dict[str, str | None]:
+    """Ids (with their input origin) that already have a result, for messages whose records
+    this consumer may replay from its committed offsets in ``partitions``."""
+    s = app.settings
+    starts: dict[TopicPartition, int] = {}
+    for topic in (app.topics.plans, app.topics.predictions):
+        for p in partitions:
+            tp = TopicPartition(topic, p)
+            committed = await consumer.committed(tp)
+            starts[tp] = committed if committed is not None else 0
+    oldest = await first_timestamps(s, starts)
+    since: dict[int, int] = {}
+    for tp, ts in oldest.items():
+        since[tp.partition] = min(since.get(tp.partition, ts), ts)
+    out: dict[str, str | None] = {}
+    for p, ts in since.items():
+        result_tp = TopicPartition(app.topics.results, p)
+        start = await offsets_since(s, [result_tp], ts - s.restore_slack_ms)
+        if result_tp not in start:
+            continue
+        for rec in await read_to_end(s, {result_tp: start[result_tp]}):
+            try:
+                res = loads(rec.value, Result)
+            except (ValidationError, ValueError):
+                continue
+            out[res.id] = res.origin
+    return out
+
+
 async def run(app: StreamApp, registry: Registry) -> None:
     """The fuse loop."""
     s = app.settings
@@ -120,15 +154,24 @@ async def run(app: StreamApp, registry: Registry) -> None:
 
     async def on_revoked(revoked: set[TopicPartition]) -> None:
         if consumer is not None:
-            await app.commit(consumer, tracker.to_commit())
+            await app.complete(consumer, [], tracker.to_commit())
         joiner.drop_partitions({tp.partition for tp in revoked})
         for tp in revoked:
             tracker.forget(tp.topic, tp.partition)
+
+    async def on_assigned(assigned: set[TopicPartition]) -> None:
+        if consumer is None or not assigned:
+            return
+        t0 = time.perf_counter()
+        done = await finished_ids(app, consumer, {tp.partition for tp in assigned})
+        joiner.remember_all(done)
+        log.info("restored %d finished ids in %.2fs", len(done), time.perf_counter() - t0)
 
     consumer = await app.consumer(
         [app.topics.plans, app.topics.predictions],
         group=f"{s.topic_prefix}{GROUP}",
         on_revoked=on_revoked,
+        on_assigned=on_assigned,
         co_partitioned=True,
     )
     last_commit = 0.0
@@ -157,15 +200,20 @@ async def run(app: StreamApp, registry: Registry) -> None:
         errored.clear()
         done = joiner.collect(now_ms)
         out = dlq + retries + emit(done, app, now_ms, labels_of)
-        if out:
-            await app.publish(out)
         for d in done:
             for where in d.offsets:
                 tracker.release(*where)
-        if time.monotonic() - last_commit > 0.5 or len(batch) >= s.batch_max:
-            commits = tracker.to_commit()
-            if await app.commit(consumer, commits):
+        # exactly_once: outputs and offsets in one transaction per batch; at_least_once:
+        # publish every batch, commit at most twice a second.
+        commits = (
+            tracker.to_commit()
+            if app.exactly_once or time.monotonic() - last_commit > 0.5 or len(batch) >= s.batch_max
+            else {}
+        )
+        if out or commits:
+            if await app.complete(consumer, out, commits):
                 tracker.mark_committed(commits)
-            last_commit = time.monotonic()
+            if commits:
+                last_commit = time.monotonic()
         metrics.stage_batch("fuse", len(batch), time.perf_counter() - t0)
         metrics.published("fuse", dlq, app.topics)

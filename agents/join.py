@@ -129,6 +129,11 @@ class Joiner:
                 self._remember(mid, entry.plan.origin if entry.plan else None)
         return out
 
+    def remember_all(self, finished: dict[str, str | None]) -> None:
+        """Mark ids as finished (restored from the results topic after a rebalance)."""
+        for mid, origin in finished.items():
+            self._remember(mid, origin)
+
     def _remember(self, message_id: str, origin: str | None) -> None:
         self.done_ids[message_id] = origin
         if len(self.done_ids) > self.capacity:

@@ -1,91 +1,192 @@
 """monitor: windows per source, entity and conversation; alert rules.
 
-sf.results -> sf.windows (WindowStats) + sf.alerts (Alerts)
-A result's offset is committed once every window it counts in has been published.
+Two loops, as a Faust agent with ``group_by`` would run them:
+
+    route:     sf.results -> sf.monitor.events   one WindowEvent per (dimension, key),
+                                                 keyed dimension:key (a repartition)
+    aggregate: sf.monitor.events -> sf.windows (WindowStats) + sf.alerts (Alerts)
+               state: one WindowTable + AlertEngine per event partition, written to the
+               compacted sf.monitor.changelog (partition p's state in partition p)
+
+A worker given partition p of the events restores p's table from the changelog before it
+reads, so windows resume where the previous owner left them, on any worker. With
+exactly_once, outputs, state changes and offsets go in one transaction. With
+at_least_once, outputs are acknowledged before the state that records them as emitted, and
+each window and conversation remembers the last event offset it applied, so a replay
+neither double-counts nor loses a window (it may repeat one, with the same figures).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from typing import Any
 
+import orjson
 from aiokafka import TopicPartition
 from pydantic import ValidationError
 
 from agents.alerts import AlertEngine, AlertRules
-from agents.windows import WindowStore
+from agents.validate import Where, dead_letter
+from agents.windows import WindowTable, event_key, events_of
 from streams import metrics
-from streams.app import Outgoing, StreamApp
+from streams.app import Outgoing, StreamApp, batch_offsets
 from streams.codec import dumps, key_bytes, loads
-from streams.offsets import OffsetTracker
-from streams.records import Result
+from streams.records import Result, WindowEvent
+from streams.restore import read_to_end
 
 log = logging.getLogger(__name__)
 GROUP = "monitor"
+ROUTE_GROUP = "monitor-route"
 
 
 async def run(app: StreamApp, rules: AlertRules | None = None) -> None:
-    """The monitor loop."""
+    """Both monitor loops; if one fails, both stop (and the role restarts)."""
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(route(app))
+        tg.create_task(aggregate(app, rules))
+
+
+async def route(app: StreamApp) -> None:
+    """Results in, one WindowEvent per window key out (stateless)."""
     s = app.settings
-    store = WindowStore(s.window_size_s, s.window_hop_s, s.window_grace_s)
-    engine = AlertEngine(rules or AlertRules(**s.alert_rules), s.window_size_s * 1000)
-    tracker = OffsetTracker()
+    consumer = await app.consumer([app.topics.results], group=f"{s.topic_prefix}{ROUTE_GROUP}")
+    async for batch in app.batches(consumer, s.batch_max * 4, s.batch_wait_ms * 5):
+        if not batch:
+            continue
+        out: list[Outgoing] = []
+        for rec in batch:
+            try:
+                res = loads(rec.value, Result)
+            except (ValidationError, ValueError) as exc:
+                where = Where(rec.topic, rec.partition, rec.offset)
+                dl = dead_letter(rec.value, "bad_internal_record", f"undecodable: {exc}", "monitor", where)
+                out.append(Outgoing(app.topics.dlq, dumps(dl)))
+                continue
+            out += [
+                Outgoing(app.topics.monitor_events, dumps(ev), key_bytes(event_key(ev)))
+                for ev in events_of(res, rec.partition)
+            ]
+        await app.complete_batch(consumer, out, batch)
+
+
+class PartitionState:
+    """One event partition's windows and alert state, restorable from the changelog."""
+
+    def __init__(self, app: StreamApp, rules: AlertRules) -> None:
+        s = app.settings
+        self.table = WindowTable(s.window_size_s, s.window_hop_s, s.window_grace_s)
+        self.engine = AlertEngine(rules, s.window_size_s * 1000)
+
+    def restore(self, key: str, state: dict[str, Any] | None, wall_ms: int) -> None:
+        if not self.table.restore(key, state, wall_ms) and not self.engine.restore(key, state):
+            log.warning("unknown changelog entry %r", key)
+
+    def changes(self) -> list[tuple[str, dict[str, Any] | None]]:
+        return self.table.changes() + self.engine.changes()
+
+
+async def restore_partitions(
+    app: StreamApp, rules: AlertRules, partitions: set[int]
+) -> dict[int, PartitionState]:
+    """Rebuild the given partitions' state from the changelog (latest entry per key)."""
+    states = {p: PartitionState(app, rules) for p in partitions}
+    starts: dict[TopicPartition, int | None] = {
+        TopicPartition(app.topics.monitor_changelog, p): None for p in partitions
+    }
+    latest: dict[int, dict[str, bytes | None]] = {p: {} for p in partitions}
+    for rec in await read_to_end(app.settings, starts):
+        latest[rec.partition][rec.key.decode()] = rec.value
+    wall = int(time.time() * 1000)
+    for p, entries in latest.items():
+        for key, value in entries.items():
+            states[p].restore(key, orjson.loads(value) if value is not None else None, wall)
+    return states
+
+
+def changelog_records(app: StreamApp, partition: int, changes: list[tuple[str, Any]]) -> list[Outgoing]:
+    """Changelog entries of one partition's state, written to the same partition number."""
+    return [
+        Outgoing(
+            app.topics.monitor_changelog,
+            orjson.dumps(state) if state is not None else None,
+            key.encode(),
+            partition,
+        )
+        for key, state in changes
+    ]
+
+
+async def aggregate(app: StreamApp, rules: AlertRules | None = None) -> None:
+    """WindowEvents in; closed windows and alerts out; state in the changelog."""
+    s = app.settings
+    rules = rules or AlertRules(**s.alert_rules)
+    states: dict[int, PartitionState] = {}
     consumer = None
 
     async def on_revoked(revoked: set[TopicPartition]) -> None:
-        # Windows mix partitions: a rebalance restarts them from the committed offsets.
-        if consumer is not None:
-            await app.commit(consumer, tracker.to_commit())
-        store.open.clear()
-        store.max_ts_by_part.clear()
         for tp in revoked:
-            tracker.forget(tp.topic, tp.partition)
+            states.pop(tp.partition, None)
+
+    async def on_assigned(assigned: set[TopicPartition]) -> None:
+        t0 = time.perf_counter()
+        restored = await restore_partitions(app, rules, {tp.partition for tp in assigned})
+        states.update(restored)
+        open_windows = sum(len(st.table.open) for st in restored.values())
+        log.info(
+            "restored %d partition(s), %d open windows in %.2fs",
+            len(restored),
+            open_windows,
+            time.perf_counter() - t0,
+        )
 
     consumer = await app.consumer(
-        [app.topics.results], group=f"{s.topic_prefix}{GROUP}", on_revoked=on_revoked
+        [app.topics.monitor_events],
+        group=f"{s.topic_prefix}{GROUP}",
+        on_revoked=on_revoked,
+        on_assigned=on_assigned,
     )
-    last_commit = 0.0
     async for batch in app.batches(consumer, s.batch_max * 4, 200):
         t0 = time.perf_counter()
         wall = int(time.time() * 1000)
         out: list[Outgoing] = []
         for rec in batch:
-            where = (rec.topic, rec.partition, rec.offset)
+            state = states.get(rec.partition)
+            if state is None:
+                continue  # revoked while the batch was in flight: its new owner reads it
             try:
-                res = loads(rec.value, Result)
+                ev = loads(rec.value, WindowEvent)
             except (ValidationError, ValueError) as exc:
-                log.warning("skipping undecodable result at %s: %s", where, exc)
-                tracker.see(*where)
+                where = Where(rec.topic, rec.partition, rec.offset)
+                dl = dead_letter(rec.value, "bad_internal_record", f"undecodable: {exc}", "monitor", where)
+                out.append(Outgoing(app.topics.dlq, dumps(dl)))
                 continue
-            taken = store.add(res, wall, where)
-            tracker.see(*where)
-            for _ in range(taken):
-                tracker.see(*where, hold=True)
-            out.extend(
-                Outgoing(app.topics.alerts, dumps(a), key_bytes(a.key)) for a in engine.on_result(res, wall)
-            )
-        closed = store.close_due(wall)
-        for c in closed:
-            out.append(
-                Outgoing(
-                    app.topics.windows,
-                    dumps(c.stats),
-                    key_bytes(f"{c.stats.dimension}:{c.stats.key}"),
-                )
-            )
-            out.extend(
+            state.table.add(ev, rec.offset, wall)
+            out += [
                 Outgoing(app.topics.alerts, dumps(a), key_bytes(a.key))
-                for a in engine.on_window(c.stats, wall)
-            )
-        if out:
+                for a in state.engine.on_turn(ev, rec.offset, wall)
+            ]
+        changelog: list[Outgoing] = []
+        for p, state in states.items():
+            for c in state.table.close_due(wall):
+                out.append(
+                    Outgoing(
+                        app.topics.windows, dumps(c.stats), key_bytes(f"{c.stats.dimension}:{c.stats.key}")
+                    )
+                )
+                out += [
+                    Outgoing(app.topics.alerts, dumps(a), key_bytes(a.key))
+                    for a in state.engine.on_window(c.stats, wall)
+                ]
+            changelog += changelog_records(app, p, state.changes())
+        offsets = batch_offsets(batch)
+        if app.exactly_once:
+            await app.complete(consumer, out + changelog, offsets)
+        else:
+            # Outputs first: state that says "emitted" must never land without them.
             await app.publish(out)
-        for c in closed:
-            for where in c.window.offsets:
-                tracker.release(*where)
-        if time.monotonic() - last_commit > 1.0:
-            commits = tracker.to_commit()
-            if await app.commit(consumer, commits):
-                tracker.mark_committed(commits)
-            last_commit = time.monotonic()
-        metrics.stage_batch("monitor", len(batch), time.perf_counter() - t0)
-        metrics.published("monitor", out, app.topics)
+            await app.complete(consumer, changelog, offsets)
+        if batch or out:
+            metrics.stage_batch("monitor", len(batch), time.perf_counter() - t0)
+            metrics.published("monitor", out, app.topics)

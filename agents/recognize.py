@@ -94,8 +94,7 @@ async def run(app: StreamApp, registry: Registry) -> None:
             raws = [Raw(r.value, r.topic, r.partition, r.offset) for r in batch]
             now_ms = int(time.time() * 1000)
             out = await asyncio.to_thread(route, planner, app.topics, raws, view.snapshot(now_ms), now_ms)
-            await app.publish(out)
-            await app.commit_batch(consumer, batch)
+            await app.complete_batch(consumer, out, batch)
             metrics.stage_batch("recognize", len(batch), time.perf_counter() - t0)
             metrics.published("recognize", out, app.topics)
     finally:

@@ -70,6 +70,7 @@ def build_result(
             "recognize_to_fuse": float(now_ms - recognized),
         },
         stage_ts=stage_ts,
+        origin=plan.origin,
     )
     # Post-processing: reply template, articles and hand-off for support turns (issue 9).
     post_process(result, predictions.values(), assist_rules)

@@ -19,6 +19,14 @@ log = logging.getLogger(__name__)
 # infer worker reads all of it, so there is nothing to spread over partitions).
 KB_TOPIC_CONFIG = {"cleanup.policy": "compact"}
 KB_PARTITIONS = 1
+# A table's changelog keeps the latest state per key. Short segments let the cleaner drop
+# closed windows (tombstones) soon, so restoring a partition reads little.
+CHANGELOG_TOPIC_CONFIG = {
+    "cleanup.policy": "compact",
+    "segment.ms": "60000",
+    "min.cleanable.dirty.ratio": "0.1",
+    "delete.retention.ms": "60000",
+}
 
 
 def all_topics(topics: Topics, model_ids: Iterable[str], backbones: Iterable[str] = ()) -> list[str]:
@@ -50,21 +58,22 @@ async def ensure_topics(settings: Settings, names: Iterable[str]) -> list[str]:
         if not missing:
             return []
         # Another worker may win the race to create them: that is fine.
-        kb = get_topics(settings).kb
+        topics = get_topics(settings)
         with contextlib.suppress(TopicAlreadyExistsError):
-            await admin.create_topics(
-                [
-                    NewTopic(n, KB_PARTITIONS, settings.replication, topic_configs=KB_TOPIC_CONFIG)
-                    if n == kb
-                    else NewTopic(n, settings.partitions, settings.replication)
-                    for n in missing
-                ]
-            )
+            await admin.create_topics([_new_topic(settings, topics, n) for n in missing])
         await _wait_visible(admin, missing)
         log.info("created topics: %s", ", ".join(missing))
         return missing
     finally:
         await admin.close()
+
+
+def _new_topic(settings: Settings, topics: Topics, name: str) -> NewTopic:
+    if name == topics.kb:
+        return NewTopic(name, KB_PARTITIONS, settings.replication, topic_configs=KB_TOPIC_CONFIG)
+    if name == topics.monitor_changelog:
+        return NewTopic(name, settings.partitions, settings.replication, topic_configs=CHANGELOG_TOPIC_CONFIG)
+    return NewTopic(name, settings.partitions, settings.replication)
 
 
 async def _wait_visible(admin: AIOKafkaAdminClient, names: list[str], timeout: float = 30) -> None:

@@ -10,7 +10,11 @@ Stages are written against this module, not against Kafka clients directly:
 
 Offsets are committed only after everything produced from them has been acknowledged
 (acks=all, idempotent producer), so a crash at any point redelivers rather than loses.
-Faust is not used for these loops: see docs/faust-trial.md for the measurement.
+With ``processing_guarantee=exactly_once`` each consumer gets its own transactional producer
+and ``complete`` publishes a batch's outputs and commits its offsets in one Kafka
+transaction (consume-transform-produce, as Kafka Streams does it), so a crash repeats
+nothing that a ``read_committed`` reader can see.
+Faust is not used for these loops: see bench/faust_trial/REPORT.md for the measurement.
 """
 
 from __future__ import annotations
@@ -43,8 +47,18 @@ class Outgoing:
     """One record to publish."""
 
     topic: str
-    value: bytes
+    value: bytes | None  # None: a tombstone (compacted topics)
     key: bytes | None = None
+    partition: int | None = None  # None: by key (changelogs name their partition)
+
+
+def batch_offsets(batch: Iterable[ConsumerRecord]) -> dict[tuple[str, int], int]:
+    """One past the last offset of every partition in ``batch``."""
+    offsets: dict[tuple[str, int], int] = {}
+    for rec in batch:
+        tp = (rec.topic, rec.partition)
+        offsets[tp] = max(offsets.get(tp, 0), rec.offset + 1)
+    return offsets
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -79,6 +93,13 @@ class StreamApp:
         self.stopping = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
         self._consumers: list[tuple[str, AIOKafkaConsumer]] = []
+        # exactly_once: one transactional producer and one processing lock per consumer
+        self._txn: dict[AIOKafkaConsumer, tuple[str, AIOKafkaProducer, asyncio.Lock]] = {}
+
+    @property
+    def exactly_once(self) -> bool:
+        """True when stages publish and commit in Kafka transactions."""
+        return self.settings.processing_guarantee == "exactly_once"
 
     # --- lifecycle ------------------------------------------------------------------
     async def start(self) -> None:
@@ -103,6 +124,7 @@ class StreamApp:
         for _, consumer in self._consumers:
             with contextlib.suppress(Exception):
                 await consumer.stop()
+            await self._stop_txn(consumer)
         self._consumers.clear()
         if self._producer is not None:
             with contextlib.suppress(Exception):
@@ -151,12 +173,73 @@ class StreamApp:
             **extra,
         )
         await consumer.start()
+        if self.exactly_once and group is not None:
+            await self._start_txn(consumer, group)
+            if on_revoked is not None:
+                on_revoked = self._after_batch(consumer, on_revoked)
         if group is None:
             consumer.subscribe(list(topics))
         else:
             consumer.subscribe(list(topics), listener=_Listener(on_revoked, on_assigned))
         self._consumers.append((current_role.get(), consumer))
         return consumer
+
+    async def _start_txn(self, consumer: AIOKafkaConsumer, group: str) -> None:
+        # A stable id per (group, worker name): a worker restarted under the same name fences
+        # its dead predecessor and aborts its open transaction at once.
+        producer = AIOKafkaProducer(
+            **self.settings.client_kwargs(),
+            client_id=f"streamfuse-{self.worker}",
+            acks="all",
+            enable_idempotence=True,
+            transactional_id=f"{group}.{self.worker}",
+            transaction_timeout_ms=self.settings.transaction_timeout_ms,
+            linger_ms=self.settings.linger_ms,
+            max_batch_size=256 * 1024,
+            request_timeout_ms=30_000,
+        )
+        try:
+            await producer.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+            raise
+        self._txn[consumer] = (group, producer, asyncio.Lock())
+
+    async def _stop_txn(self, consumer: AIOKafkaConsumer) -> None:
+        entry = self._txn.pop(consumer, None)
+        if entry is not None:
+            with contextlib.suppress(Exception):
+                await entry[1].stop()
+
+    def _after_batch(
+        self, consumer: AIOKafkaConsumer, callback: Callable[[set[TopicPartition]], object]
+    ) -> Callable[[set[TopicPartition]], object]:
+        """Run a revocation callback only once the batch in hand is committed: a partition
+        must not move to another worker while its transaction is still open."""
+
+        async def wrapped(revoked: set[TopicPartition]) -> None:
+            lock = self._txn[consumer][2] if consumer in self._txn else None
+            if lock is None:
+                result = callback(revoked)
+            else:
+                try:
+                    await asyncio.wait_for(lock.acquire(), timeout=self.settings.session_timeout_ms / 1000)
+                except TimeoutError:
+                    # The loop died holding its batch (its role restarts): nothing to wait for.
+                    log.warning("revoking %s without the batch lock", sorted(map(str, revoked)))
+                    result = callback(revoked)
+                else:
+                    try:
+                        result = callback(revoked)
+                        if asyncio.iscoroutine(result):
+                            result = await result
+                    finally:
+                        lock.release()
+            if asyncio.iscoroutine(result):
+                await result
+
+        return wrapped
 
     async def close_consumers(self, role: str) -> None:
         """Stop the consumers a role opened (before the supervisor restarts it)."""
@@ -165,6 +248,7 @@ class StreamApp:
             if owner == role:
                 with contextlib.suppress(Exception):
                     await consumer.stop()
+                await self._stop_txn(consumer)
             else:
                 keep.append((owner, consumer))
         self._consumers = keep
@@ -175,8 +259,11 @@ class StreamApp:
         """Micro-batches: up to ``max_records``, waiting at most ``wait_ms`` to fill one.
 
         Yields an empty list when the wait ran out with nothing to read, so that callers
-        can run timers (deadlines, window closes) without a separate task.
+        can run timers (deadlines, window closes) without a separate task. In exactly-once
+        mode the consumer's batch lock is held while the caller works on a batch, so that a
+        rebalance waits for its transaction.
         """
+        txn = self._txn.get(consumer)
         while not self.stopping.is_set():
             try:
                 got = await consumer.getmany(timeout_ms=wait_ms, max_records=max_records)
@@ -184,7 +271,11 @@ class StreamApp:
                 await asyncio.sleep(0.1)  # no assignment yet during a rebalance
                 continue
             batch = [rec for recs in got.values() for rec in recs]
-            yield batch
+            if txn is None:
+                yield batch
+            else:
+                async with txn[2]:
+                    yield batch
 
     async def commit(self, consumer: AIOKafkaConsumer, offsets: dict[tuple[str, int], int]) -> bool:
         """Commit explicit offsets; False when a rebalance took the partitions away."""
@@ -205,16 +296,59 @@ class StreamApp:
 
     async def commit_batch(self, consumer: AIOKafkaConsumer, batch: Iterable[ConsumerRecord]) -> bool:
         """Commit one past the last offset of every partition in the batch."""
-        offsets: dict[tuple[str, int], int] = {}
-        for rec in batch:
-            tp = (rec.topic, rec.partition)
-            offsets[tp] = max(offsets.get(tp, 0), rec.offset + 1)
-        return await self.commit(consumer, offsets)
+        return await self.commit(consumer, batch_offsets(batch))
+
+    async def complete(
+        self,
+        consumer: AIOKafkaConsumer,
+        records: Sequence[Outgoing],
+        offsets: dict[tuple[str, int], int],
+    ) -> bool:
+        """Publish a batch's outputs and commit its input offsets.
+
+        at_least_once: publish and wait for every acknowledgement, then commit (False when a
+        rebalance took the partitions away: the records are redelivered, never lost).
+        exactly_once: both in one transaction; any failure aborts it and raises, so that the
+        role restarts from the committed offsets and rebuilds its state.
+        """
+        txn = self._txn.get(consumer)
+        if txn is None:
+            await self.publish(records)
+            return await self.commit(consumer, offsets)
+        group, producer, _ = txn
+        assigned = consumer.assignment()
+        tps = {TopicPartition(t, p): o for (t, p), o in offsets.items() if TopicPartition(t, p) in assigned}
+        if not records and not tps:
+            return True
+        await producer.begin_transaction()
+        try:
+            futures = [
+                await producer.send(r.topic, value=r.value, key=r.key, partition=r.partition) for r in records
+            ]
+            if tps:
+                await producer.send_offsets_to_transaction(tps, group)
+            await producer.commit_transaction()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await producer.abort_transaction()
+            raise
+        if futures:
+            await asyncio.gather(*futures)  # resolved by the commit; raises if one was refused
+        return True
+
+    async def complete_batch(
+        self, consumer: AIOKafkaConsumer, records: Sequence[Outgoing], batch: Iterable[ConsumerRecord]
+    ) -> bool:
+        """``complete`` with the offsets one past the last record of each partition in ``batch``."""
+        return await self.complete(consumer, records, batch_offsets(batch))
 
     # --- producing --------------------------------------------------------------------
     async def publish(self, records: Iterable[Outgoing]) -> None:
         """Send all records and wait until the broker acknowledged every one."""
-        futures = [await self.producer.send(r.topic, value=r.value, key=r.key) for r in records]
+        futures = [
+            await self.producer.send(r.topic, value=r.value, key=r.key, partition=r.partition)
+            for r in records
+        ]
         if futures:
             await asyncio.gather(*futures)
 

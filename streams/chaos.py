@@ -45,6 +45,7 @@ class ChaosReport:
     """What a chaos run measured."""
 
     messages: int
+    guarantee: str
     invalid_sent: int
     acknowledged: int
     workers_per_role: int
@@ -153,8 +154,10 @@ async def run_chaos(
     log_dir: Path | None = None,
     progress=None,
     min_kills: int = 5,
+    guarantee: str = "at_least_once",
 ) -> ChaosReport:
-    """Run the reliability scenario and return its report."""
+    """Run the reliability scenario and return its report (``guarantee``: the workers'
+    processing guarantee, at_least_once or exactly_once)."""
     rng = random.Random(seed)
     run, cfg, topics, _, env = await _isolated_run(settings, "c")
     env = {
@@ -162,6 +165,7 @@ async def run_chaos(
         "STREAMFUSE_SESSION_TIMEOUT_MS": "6000",
         "STREAMFUSE_HEARTBEAT_INTERVAL_MS": "500",
         "STREAMFUSE_TORCH_THREADS": "1",
+        "STREAMFUSE_PROCESSING_GUARANTEE": guarantee,
     }
     fleet = Fleet(env, log_dir or settings.state_dir / "chaos" / run, per_role)
     fleet.start_all()
@@ -286,6 +290,7 @@ async def run_chaos(
     lost = sorted(acked - done)
     return ChaosReport(
         messages=messages,
+        guarantee=guarantee,
         invalid_sent=len(invalid_ids),
         acknowledged=len(acked),
         workers_per_role=per_role,

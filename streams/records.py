@@ -218,6 +218,7 @@ class Result(BaseModel):
     latency_ms: dict[str, float] = Field(default_factory=dict)
     stage_ts: dict[str, int] = Field(default_factory=dict)
     assist: Assist | None = None  # support turns only
+    origin: str | None = None  # topic/partition/offset of the input record
 
 
 class DeadLetter(BaseModel):
@@ -234,6 +235,21 @@ class DeadLetter(BaseModel):
     partition: int | None = None
     offset: int | None = None
     ts: int
+
+
+class WindowEvent(BaseModel):
+    """One result routed to one window key, on ``sf.monitor.events`` (keyed by
+    ``dimension:key``, so that every window of a key lives in one partition)."""
+
+    dimension: Literal["source", "entity", "conversation"]
+    key: str
+    message_id: str
+    ts: int
+    sentiment: str | None = None  # the fused message sentiment, unless uncertain
+    intent: str | None = None  # the fused intent, unless uncertain
+    entities: list[str] = Field(default_factory=list)
+    alarming: bool = False  # a negative or urgent chat turn (the escalation rule)
+    src_partition: int = 0  # the sf.results partition it came from (the watermark follows each)
 
 
 class WindowStats(BaseModel):
@@ -291,6 +307,7 @@ RECORD_TYPES: dict[str, type[BaseModel]] = {
     "prediction": Prediction,
     "result": Result,
     "dead_letter": DeadLetter,
+    "window_event": WindowEvent,
     "window": WindowStats,
     "alert": Alert,
     "model_load": ModelLoad,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -69,6 +70,22 @@ class Settings(BaseSettings):
     heartbeat_interval_ms: int = Field(default=1_000, description="consumer heartbeat interval")
     max_poll_interval_ms: int = Field(default=60_000, description="max time between polls")
     dedupe_capacity: int = Field(default=200_000, description="message ids fuse remembers")
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        default="at_least_once",
+        description="at_least_once: publish, then commit (a crash can repeat outputs, which "
+        "fuse drops by message id); exactly_once: every stage publishes its outputs, state "
+        "changes and input offsets in one Kafka transaction",
+    )
+    transaction_timeout_ms: int = Field(
+        default=10_000,
+        description="exactly_once: the broker aborts a dead worker's open transaction after this "
+        "(read_committed readers wait for it); a restarted worker with the same --name aborts it at once",
+    )
+    restore_slack_ms: int = Field(
+        default=60_000,
+        description="fuse re-reads its finished ids from sf.results back to this long before the "
+        "oldest record it will replay (covers producer clock skew)",
+    )
     window_size_s: int = Field(default=60, description="tumbling window size (event time)")
     window_hop_s: int = Field(default=20, description="hopping window advance")
     window_grace_s: int = Field(default=5, description="late events accepted this long")
@@ -119,6 +136,12 @@ class Settings(BaseSettings):
         default=0,
         description="Prometheus /metrics port of this worker process; 0 = off. Every worker "
         "process needs its own port (`streamfuse up` gives worker i the port + i)",
+    )
+    # infer: latency-targeted micro-batches (agents.infer.latency_batch_cap)
+    batch_budget_share: float = Field(
+        default=0.25,
+        description="infer caps a micro-batch so that the model's predicted time for it fits this "
+        "share of the smallest latency budget among its messages (1 to batch_max records); 0 = off",
     )
 
     @property

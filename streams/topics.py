@@ -45,6 +45,16 @@ class Topics:
         return f"{self.prefix}dlq"
 
     @property
+    def monitor_events(self) -> str:
+        """Results routed per window key (repartitioned by ``dimension:key``)."""
+        return f"{self.prefix}monitor.events"
+
+    @property
+    def monitor_changelog(self) -> str:
+        """The window table's changelog: compacted, one partition per event partition."""
+        return f"{self.prefix}monitor.changelog"
+
+    @property
     def stats(self) -> str:
         """Live load of every model, published by infer workers, read by the allocator."""
         return f"{self.prefix}stats"
@@ -81,6 +91,8 @@ class Topics:
             self.dlq,
             self.stats,
             self.kb,
+            self.monitor_events,
+            self.monitor_changelog,
         ]
 
     def tail_target(self, name: str) -> str:

@@ -126,11 +126,12 @@ def start_worker(env: Env, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     """Factory: start a `streamfuse worker --roles R` process; all are stopped at teardown."""
     workers: list[Worker] = []
 
-    def start(roles: str, extra_env: dict[str, str] | None = None) -> Worker:
+    def start(roles: str, extra_env: dict[str, str] | None = None, name: str | None = None) -> Worker:
         log = tmp_path / f"worker-{len(workers)}.log"
         with open(log, "wb") as fh:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker", "--roles", roles],
+                [sys.executable, "-m", "streams.cli", "worker", "--roles", roles]
+                + (["--name", name] if name else []),
                 env={**env.vars, **(extra_env or {})},
                 stdout=fh,
                 stderr=subprocess.STDOUT,

@@ -7,13 +7,13 @@ import json
 
 import pytest
 
-from streams.chaos import run_chaos
+from streams.chaos import ChaosReport, run_chaos
 from streams.settings import Settings
 
 pytestmark = pytest.mark.chaos
 
 
-def test_nothing_is_lost_through_kills_and_a_broker_restart(kafka: Settings, tmp_path):
+def _chaos(kafka: Settings, tmp_path, guarantee: str) -> ChaosReport:
     report = asyncio.run(
         run_chaos(
             kafka,
@@ -23,9 +23,15 @@ def test_nothing_is_lost_through_kills_and_a_broker_restart(kafka: Settings, tmp
             kill_every=4.0,
             broker_restart=True,
             log_dir=tmp_path / "logs",
+            guarantee=guarantee,
         )
     )
     print(json.dumps(report.to_dict(), indent=2))
+    return report
+
+
+def test_nothing_is_lost_through_kills_and_a_broker_restart(kafka: Settings, tmp_path):
+    report = _chaos(kafka, tmp_path, "at_least_once")
     assert report.acknowledged == 10_000
     assert report.workers_killed >= 5
     assert report.broker_restarts == 1
@@ -34,3 +40,14 @@ def test_nothing_is_lost_through_kills_and_a_broker_restart(kafka: Settings, tmp
     assert report.unique_results == report.acknowledged - report.invalid_sent
     # at-least-once: redeliveries after kills that fuse's dedupe could not see, bounded
     assert report.duplicated <= 0.05 * report.acknowledged
+
+
+def test_exactly_once_loses_nothing_and_repeats_nothing(kafka: Settings, tmp_path):
+    report = _chaos(kafka, tmp_path, "exactly_once")
+    assert report.acknowledged == 10_000
+    assert report.workers_killed >= 5
+    assert report.broker_restarts == 1
+    assert report.lost == 0, f"lost {report.lost}: {report.lost_sample}"
+    assert report.dead_lettered == report.invalid_sent
+    assert report.unique_results == report.acknowledged - report.invalid_sent
+    assert report.duplicated == 0

@@ -1,4 +1,5 @@
 from agents.alerts import AlertEngine, AlertRules
+from agents.windows import events_of
 from streams.records import WindowStats
 from tests.unit.agents.factories import result
 
@@ -51,18 +52,38 @@ def test_gaps_count_as_zero_volume():
     assert [a.rule for a in alerts] == ["volume_spike"]
 
 
+def turn_events(n: int, sentiment: str = "negative"):
+    turns = [
+        result(f"t{i}", i, source="support-chat", key="conv-9", intent="card_lost", sentiment=sentiment)
+        for i in range(n)
+    ]
+    return [e for t in turns for e in events_of(t) if e.dimension == "conversation"]
+
+
 def test_escalation_after_three_negative_turns():
     e = engine()
-    turns = [
-        result(
-            f"t{i}",
-            i,
-            source="support-chat",
-            key="conv-9",
-            intent="card_lost",
-            sentiment="negative",
-        )
-        for i in range(4)
-    ]
-    fired = [a for t in turns for a in e.on_result(t, 0)]
+    fired = [a for off, ev in enumerate(turn_events(4)) for a in e.on_turn(ev, off, 0)]
     assert len(fired) == 1 and fired[0].rule == "escalation" and fired[0].evidence == ["t0", "t1", "t2"]
+
+
+def test_calm_conversation_does_not_escalate():
+    e = engine()
+    assert [a for off, ev in enumerate(turn_events(6, "positive")) for a in e.on_turn(ev, off, 0)] == []
+
+
+def test_alert_state_survives_a_restore_and_replays_are_ignored():
+    e = engine()
+    events = turn_events(4)
+    for off, ev in enumerate(events[:2]):
+        e.on_turn(ev, off, 0)
+    for i in range(4):
+        e.on_window(window(i * MIN, 2, 0.2), 0)
+    log = dict(e.changes())
+    restored = engine()
+    for key, state in log.items():
+        assert restored.restore(key, state)
+    assert restored.on_turn(events[1], 1, 0) == []  # a replay of turn 2: not counted again
+    fired = restored.on_turn(events[2], 2, 0)
+    assert [a.evidence for a in fired] == [["t0", "t1", "t2"]]
+    spike = restored.on_window(window(4 * MIN, 25, -0.9), 0)
+    assert {a.rule for a in spike} == {"volume_spike", "sentiment_shift"}  # the baseline came back

@@ -1,0 +1,117 @@
+"""Reading state back from topics when a stage is given partitions (group-less readers).
+
+Stateful stages keep their state in Kafka, not on local disk, so any worker can take over
+a partition: fuse re-reads the ids it already finished from ``sf.results``; the window
+table replays its changelog. These helpers read partitions up to the end they have when
+the read starts (``read_committed``: aborted transactions are skipped).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _reader(settings: Settings) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        **settings.client_kwargs(),
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+    )
+
+
+async def read_to_end(
+    settings: Settings, starts: dict[TopicPartition, int | None], timeout_s: float = 120.0
+) -> list[ConsumerRecord]:
+    """Every record of each partition from its start offset (None = the beginning) up to
+    the partition's end when the read starts (raises TimeoutError past ``timeout_s``)."""
+    if not starts:
+        return []
+    consumer = _reader(settings)
+    await consumer.start()
+    try:
+        tps = list(starts)
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        begins = await consumer.beginning_offsets(tps)
+        todo = {}
+        for tp, start in starts.items():
+            first = begins[tp] if start is None else max(start, begins[tp])
+            if first < ends[tp]:
+                consumer.seek(tp, first)
+                todo[tp] = ends[tp]
+        out: list[ConsumerRecord] = []
+        deadline = time.monotonic() + timeout_s
+        while todo:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"restore of {sorted(map(str, todo))} did not reach the end in {timeout_s}s"
+                )
+            got = await consumer.getmany(*todo, timeout_ms=500, max_records=5000)
+            for recs in got.values():
+                out.extend(recs)
+            for tp in list(todo):
+                # Positions pass aborted records and transaction markers too.
+                if await consumer.position(tp) >= todo[tp]:
+                    del todo[tp]
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def first_timestamps(
+    settings: Settings, starts: dict[TopicPartition, int]
+) -> dict[TopicPartition, int]:
+    """The timestamp of the first readable record at or after each start offset (partitions
+    with nothing there are left out)."""
+    if not starts:
+        return {}
+    consumer = _reader(settings)
+    await consumer.start()
+    try:
+        tps = list(starts)
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        todo = {tp for tp, off in starts.items() if off < ends[tp]}
+        for tp in todo:
+            consumer.seek(tp, starts[tp])
+        found: dict[TopicPartition, int] = {}
+        deadline = time.monotonic() + 30
+        while todo and time.monotonic() < deadline:
+            got = await consumer.getmany(*todo, timeout_ms=500, max_records=1)
+            for tp, recs in got.items():
+                if recs:
+                    found[tp] = recs[0].timestamp
+                    todo.discard(tp)
+            for tp in list(todo):
+                if await consumer.position(tp) >= ends[tp]:
+                    todo.discard(tp)
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def offsets_since(
+    settings: Settings, tps: Iterable[TopicPartition], ts_ms: int
+) -> dict[TopicPartition, int]:
+    """The first offset of each partition with a timestamp at or after ``ts_ms`` (partitions
+    with no such record are left out)."""
+    tps = list(tps)
+    if not tps:
+        return {}
+    consumer = _reader(settings)
+    await consumer.start()
+    try:
+        found = await consumer.offsets_for_times(dict.fromkeys(tps, ts_ms))
+        return {tp: ot.offset for tp, ot in found.items() if ot is not None}
+    finally:
+        await consumer.stop()

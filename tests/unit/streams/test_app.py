@@ -1,0 +1,104 @@
+"""StreamApp's exactly-once path against fake clients (the real broker is in tests/integration)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka import TopicPartition
+
+from streams.app import Outgoing, StreamApp
+from streams.settings import Settings
+
+
+class FakeProducer:
+    def __init__(self, fail_on_send: bool = False) -> None:
+        self.calls: list[tuple] = []
+        self.fail_on_send = fail_on_send
+
+    async def begin_transaction(self) -> None:
+        self.calls.append(("begin",))
+
+    async def send(self, topic, value=None, key=None, partition=None):
+        if self.fail_on_send:
+            raise RuntimeError("broker went away")
+        self.calls.append(("send", topic, key, partition))
+        fut = asyncio.get_running_loop().create_future()
+        fut.set_result(None)
+        return fut
+
+    async def send_offsets_to_transaction(self, offsets, group_id) -> None:
+        self.calls.append(("offsets", dict(offsets), group_id))
+
+    async def commit_transaction(self) -> None:
+        self.calls.append(("commit",))
+
+    async def abort_transaction(self) -> None:
+        self.calls.append(("abort",))
+
+
+class FakeConsumer:
+    def __init__(self, assigned: set[TopicPartition]) -> None:
+        self.assigned = assigned
+
+    def assignment(self) -> set[TopicPartition]:
+        return self.assigned
+
+
+def eos_app(producer: FakeProducer, consumer: FakeConsumer) -> StreamApp:
+    app = StreamApp(Settings(broker="kafka://127.0.0.1:1", processing_guarantee="exactly_once"), worker="w1")
+    app._txn[consumer] = ("sf.fuse", producer, asyncio.Lock())  # type: ignore[index]
+    return app
+
+
+def test_outputs_and_offsets_commit_in_one_transaction():
+    producer = FakeProducer()
+    consumer = FakeConsumer({TopicPartition("sf.plans", 0)})
+    app = eos_app(producer, consumer)
+    out = [Outgoing("sf.results", b"r1", b"k1"), Outgoing("sf.monitor.changelog", None, b"w", 3)]
+    offsets = {("sf.plans", 0): 11, ("sf.plans", 5): 7}  # partition 5 is no longer ours
+    assert asyncio.run(app.complete(consumer, out, offsets))
+    assert producer.calls == [
+        ("begin",),
+        ("send", "sf.results", b"k1", None),
+        ("send", "sf.monitor.changelog", b"w", 3),
+        ("offsets", {TopicPartition("sf.plans", 0): 11}, "sf.fuse"),
+        ("commit",),
+    ]
+
+
+def test_a_failed_transaction_is_aborted_and_raised():
+    producer = FakeProducer(fail_on_send=True)
+    consumer = FakeConsumer({TopicPartition("sf.plans", 0)})
+    app = eos_app(producer, consumer)
+    with pytest.raises(RuntimeError, match="broker went away"):
+        asyncio.run(app.complete(consumer, [Outgoing("sf.results", b"r")], {("sf.plans", 0): 1}))
+    assert producer.calls == [("begin",), ("abort",)]
+
+
+def test_nothing_to_do_opens_no_transaction():
+    producer = FakeProducer()
+    consumer = FakeConsumer(set())
+    app = eos_app(producer, consumer)
+    assert asyncio.run(app.complete(consumer, [], {("sf.plans", 0): 1}))
+    assert producer.calls == []
+
+
+def test_a_revocation_waits_for_the_batch_in_hand():
+    producer = FakeProducer()
+    consumer = FakeConsumer({TopicPartition("sf.plans", 0)})
+    app = eos_app(producer, consumer)
+    order: list[str] = []
+
+    async def scenario() -> None:
+        lock = app._txn[consumer][2]  # type: ignore[index]
+        revoke = app._after_batch(consumer, lambda revoked: order.append("revoked"))  # type: ignore[arg-type]
+        await lock.acquire()  # a batch is being processed
+        task = asyncio.create_task(revoke({TopicPartition("sf.plans", 0)}))  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)
+        order.append("batch committed")
+        lock.release()
+        await task
+
+    asyncio.run(scenario())
+    assert order == ["batch committed", "revoked"]
