@@ -150,33 +150,34 @@ async def run(app: StreamApp, registry: Registry) -> None:
     errored: set[str] = set()
     joiner = Joiner(s.dedupe_capacity)
     tracker = OffsetTracker()
+    restored: set[int] = set()  # partitions whose finished ids were re-read
     consumer = None
 
     async def on_revoked(revoked: set[TopicPartition]) -> None:
         if consumer is not None:
             await app.complete(consumer, [], tracker.to_commit())
         joiner.drop_partitions({tp.partition for tp in revoked})
+        restored.difference_update(tp.partition for tp in revoked)
         for tp in revoked:
             tracker.forget(tp.topic, tp.partition)
-
-    async def on_assigned(assigned: set[TopicPartition]) -> None:
-        if consumer is None or not assigned:
-            return
-        t0 = time.perf_counter()
-        done = await finished_ids(app, consumer, {tp.partition for tp in assigned})
-        joiner.remember_all(done)
-        log.info("restored %d finished ids in %.2fs", len(done), time.perf_counter() - t0)
 
     consumer = await app.consumer(
         [app.topics.plans, app.topics.predictions],
         group=f"{s.topic_prefix}{GROUP}",
         on_revoked=on_revoked,
-        on_assigned=on_assigned,
         co_partitioned=True,
     )
     last_commit = 0.0
     async for batch in app.batches(consumer, s.batch_max * 4, s.batch_wait_ms * 5):
         t0 = time.perf_counter()
+        # Re-read finished ids here, not in on_partitions_assigned: aiokafka may already hand
+        # us records of a new partition while that callback is still running.
+        new = {tp.partition for tp in consumer.assignment()} - restored
+        if new:
+            done_ids = await finished_ids(app, consumer, new)
+            joiner.remember_all(done_ids)
+            restored.update(new)
+            log.info("restored %d finished ids in %.2fs", len(done_ids), time.perf_counter() - t0)
         now_ms = int(time.time() * 1000)
         dlq: list[Outgoing] = []
         for rec in batch:

@@ -129,32 +129,31 @@ async def aggregate(app: StreamApp, rules: AlertRules | None = None) -> None:
         for tp in revoked:
             states.pop(tp.partition, None)
 
-    async def on_assigned(assigned: set[TopicPartition]) -> None:
-        t0 = time.perf_counter()
-        restored = await restore_partitions(app, rules, {tp.partition for tp in assigned})
-        states.update(restored)
-        open_windows = sum(len(st.table.open) for st in restored.values())
-        log.info(
-            "restored %d partition(s), %d open windows in %.2fs",
-            len(restored),
-            open_windows,
-            time.perf_counter() - t0,
-        )
-
     consumer = await app.consumer(
-        [app.topics.monitor_events],
-        group=f"{s.topic_prefix}{GROUP}",
-        on_revoked=on_revoked,
-        on_assigned=on_assigned,
+        [app.topics.monitor_events], group=f"{s.topic_prefix}{GROUP}", on_revoked=on_revoked
     )
     async for batch in app.batches(consumer, s.batch_max * 4, 200):
         t0 = time.perf_counter()
+        # Restore here, not in on_partitions_assigned: aiokafka may already fetch (and hand
+        # us) records of a new partition while that callback is still running.
+        assigned = {tp.partition for tp in consumer.assignment()}
+        if assigned - states.keys():
+            restored = await restore_partitions(app, rules, assigned - states.keys())
+            states.update(restored)
+            log.info(
+                "restored partition(s) %s: %d open windows in %.2fs",
+                sorted(restored),
+                sum(len(st.table.open) for st in restored.values()),
+                time.perf_counter() - t0,
+            )
         wall = int(time.time() * 1000)
         out: list[Outgoing] = []
+        done = []
         for rec in batch:
             state = states.get(rec.partition)
             if state is None:
                 continue  # revoked while the batch was in flight: its new owner reads it
+            done.append(rec)
             try:
                 ev = loads(rec.value, WindowEvent)
             except (ValidationError, ValueError) as exc:
@@ -180,7 +179,7 @@ async def aggregate(app: StreamApp, rules: AlertRules | None = None) -> None:
                     for a in state.engine.on_window(c.stats, wall)
                 ]
             changelog += changelog_records(app, p, state.changes())
-        offsets = batch_offsets(batch)
+        offsets = batch_offsets(done)
         if app.exactly_once:
             await app.complete(consumer, out + changelog, offsets)
         else:
