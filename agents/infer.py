@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections import defaultdict
@@ -68,6 +69,71 @@ class Meter:
         rate = self.items / max(now - self.window_start, 1e-6)
         self.items, self.window_start = 0, now
         return rate
+
+
+def per_item_at(curve: Mapping[int, float], n: float) -> float:
+    """ms per item at batch size ``n`` from a measured curve (batch size -> ms per item):
+    linear between measured sizes, flat beyond the smallest and largest."""
+    points = sorted(curve.items())
+    if not points:
+        raise ValueError("empty latency curve")
+    if n <= points[0][0]:
+        return points[0][1]
+    for (n0, v0), (n1, v1) in itertools.pairwise(points):
+        if n <= n1:
+            return v0 + (v1 - v0) * (n - n0) / (n1 - n0)
+    return points[-1][1]
+
+
+def live_curve(catalog: Mapping[int, float], per_item_ms: float, batch_size: float) -> dict[int, float]:
+    """The catalog's latency curve rescaled to pass through this worker's live measurement.
+
+    The catalog knows how per-item cost changes with batch size (measured alone, by
+    ``streamfuse eval``); the meter knows how slow the model is here and now (other models
+    share the cores). With no live figure the catalog is used as is; with no catalog the
+    live figure is taken as flat.
+    """
+    if per_item_ms <= 0:
+        return dict(catalog)
+    if not catalog:
+        return {max(1, round(batch_size)): per_item_ms}
+    scale = per_item_ms / max(per_item_at(catalog, max(batch_size, 1.0)), 1e-9)
+    return {n: v * scale for n, v in catalog.items()}
+
+
+def latency_batch_cap(
+    curve: Mapping[int, float], budget_ms: float | None, *, share: float, batch_max: int
+) -> int:
+    """Most items per batch whose predicted compute time fits ``share`` of ``budget_ms``.
+
+    The predicted time of ``n`` items is ``n * per_item_at(curve, n)``. The cap is the
+    largest ``n`` such that every smaller batch fits too (a noisy curve must not let a big
+    batch through past a small one that does not fit); at least 1, at most ``batch_max``.
+    Nothing to go by (no curve, no budget, ``share <= 0``): ``batch_max``.
+    """
+    ceiling = max(1, batch_max)
+    if share <= 0 or budget_ms is None or not curve:
+        return ceiling
+    allowed = share * budget_ms
+    cap = 1
+    for n in range(2, ceiling + 1):
+        if n * per_item_at(curve, n) > allowed:
+            break
+        cap = n
+    return cap
+
+
+def message_budget_ms(subtasks: Sequence[Subtask], grace_ms: int) -> float | None:
+    """The smallest latency budget among ``subtasks`` (None when there are none).
+
+    A subtask's deadline is its message's budget plus fuse's grace past ``created_ms``
+    (see agents.planning). The whole budget is used, not what is left of it: under a
+    backlog the remaining budgets shrink, and shrinking batches would then cut throughput
+    exactly when the queue needs it most.
+    """
+    if not subtasks:
+        return None
+    return float(max(0, min(st.deadline_ms - grace_ms - st.created_ms for st in subtasks)))
 
 
 def to_predictions(
@@ -156,13 +222,28 @@ class ModelServer:
     block the others or the event loop), publishes predictions, then commits.
     """
 
-    def __init__(self, app: StreamApp, adapters: dict[str, Adapter], backbone: str | None = None) -> None:
+    def __init__(
+        self,
+        app: StreamApp,
+        adapters: dict[str, Adapter],
+        backbone: str | None = None,
+        latency_ms: Mapping[int, float] | None = None,
+    ) -> None:
         self.app = app
         self.adapters = adapters
         self.backbone = backbone
         self.name = f"backbone.{backbone}" if backbone else next(iter(adapters))
         self.meter = Meter()
+        self.latency_ms = dict(latency_ms or {})  # the catalog's ms/item by batch size
+        self.budget_ms: float | None = None  # smallest message budget in the last batch
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{self.name}")
+
+    def batch_cap(self) -> int:
+        """Records to take next: ``batch_max``, or fewer when the model's predicted time for
+        them would not fit ``batch_budget_share`` of the last batch's smallest budget."""
+        s = self.app.settings
+        curve = live_curve(self.latency_ms, self.meter.per_item_ms, self.meter.batch_size)
+        return latency_batch_cap(curve, self.budget_ms, share=s.batch_budget_share, batch_max=s.batch_max)
 
     @property
     def topics(self) -> Topics:
@@ -183,15 +264,25 @@ class ModelServer:
         )
         reporter = asyncio.create_task(self._report(consumer))
         try:
-            async for batch in self.app.batches(consumer, s.batch_max, s.batch_wait_ms):
-                if not batch:
-                    continue
-                t0 = time.perf_counter()
-                out = await self.handle(batch)
-                await self.app.publish(out)
-                await self.app.commit_batch(consumer, batch)
-                metrics.stage_batch("infer", len(batch), time.perf_counter() - t0, self.name)
-                metrics.published("infer", out, self.topics)
+            while not self.app.stopping.is_set():
+                # One batch per app.batches generator, so that each batch gets the size the
+                # model's latency allows now (and the generator's exactly-once batch lock is
+                # held until the batch is complete). Records past the cap stay in the
+                # consumer's fetch buffer, in order, for the next batch: committing this
+                # batch's last offsets never skips one.
+                async with contextlib.aclosing(
+                    self.app.batches(consumer, self.batch_cap(), s.batch_wait_ms)
+                ) as batches:
+                    batch = await anext(batches, None)
+                    if batch is None:
+                        break  # stopping
+                    if not batch:
+                        continue
+                    t0 = time.perf_counter()
+                    out = await self.handle(batch)
+                    await self.app.complete_batch(consumer, out, batch)
+                    metrics.stage_batch("infer", len(batch), time.perf_counter() - t0, self.name)
+                    metrics.published("infer", out, self.topics)
         finally:
             reporter.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -219,6 +310,9 @@ class ModelServer:
                 out.append(Outgoing(self.topics.dlq, dumps(dl)))
                 continue
             (expired if st.deadline_ms < now else live).append(st)
+        budget = message_budget_ms([*live, *expired], self.app.settings.deadline_grace_ms)
+        if budget is not None:
+            self.budget_ms = budget
         preds: list[Prediction] = error_predictions(
             expired, "expired: deadline passed before the model ran", worker
         )
@@ -295,13 +389,35 @@ def servers_for(
     """One server per model without a backbone, one per backbone for the heads on it."""
     servers: list[ModelServer] = []
     heads: dict[str, dict[str, Adapter]] = defaultdict(dict)
+    curves: dict[str, list[dict[int, float]]] = defaultdict(list)
     for spec in specs:
         if spec.backbone and app.settings.coschedule:
             heads[spec.backbone][spec.id] = adapters[spec.id]
+            curves[spec.backbone].append(catalog_curve(spec))
         else:
-            servers.append(ModelServer(app, {spec.id: adapters[spec.id]}))
-    servers.extend(ModelServer(app, group, backbone) for backbone, group in heads.items())
+            servers.append(ModelServer(app, {spec.id: adapters[spec.id]}, latency_ms=catalog_curve(spec)))
+    servers.extend(
+        ModelServer(app, group, backbone, latency_ms=slowest_curve(curves[backbone]))
+        for backbone, group in heads.items()
+    )
     return servers
+
+
+def catalog_curve(spec: ModelSpec) -> dict[int, float]:
+    """The catalog's measured ms per item by batch size (keys are strings in the catalog)."""
+    return {int(k): float(v) for k, v in spec.latency_ms.items() if str(k).isdigit() and float(v) > 0}
+
+
+def slowest_curve(curves: Sequence[Mapping[int, float]]) -> dict[int, float]:
+    """Per batch size, the slowest of several heads' curves (sizes every curve measured).
+
+    Each head's catalog latency is mostly the shared encoder pass, so the slowest head is
+    a safe estimate of the backbone's batch."""
+    curves = [c for c in curves if c]
+    if not curves:
+        return {}
+    sizes = set.intersection(*(set(c) for c in curves))
+    return {n: max(c[n] for c in curves) for n in sorted(sizes)}
 
 
 async def run(app: StreamApp, specs: Sequence[ModelSpec], adapters: dict[str, Adapter]) -> None:

@@ -46,7 +46,10 @@ REFERENCE_MODEL = "vader-fin"  # cost 1.0 = this lexicon model's per-item latenc
 def _predict(adapter: Adapter, texts: Sequence[str]) -> list[ModelOutput]:
     """Predict a whole split; MiniLM heads read embeddings from the training cache (the
     same vectors the encoder gives, computed once) instead of re-encoding."""
-    if hasattr(adapter, "predict_embeddings"):
+    from models.encoder import int8_encoder_enabled
+
+    # The cache holds fp32 vectors: an int8 encoder must be scored on its own embeddings.
+    if hasattr(adapter, "predict_embeddings") and not int8_encoder_enabled():
         from models.embed_cache import embed
 
         return adapter.predict_embeddings(embed(texts))  # type: ignore[attr-defined]
@@ -113,17 +116,23 @@ def measure_latency(
     return out
 
 
-def _environment() -> dict[str, Any]:
+def _environment(adapter: Adapter | None = None) -> dict[str, Any]:
     import torch
 
-    from models.encoder import select_device
+    from models.encoder import int8_encoder_enabled, select_device
 
-    return {
+    env: dict[str, Any] = {
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "device": select_device(),
     }
+    # Which weights the figures were measured with (MiniLM models can run int8 on CPU).
+    if hasattr(adapter, "int8"):
+        env["int8"] = bool(adapter.int8)  # type: ignore[union-attr]
+    elif getattr(adapter, "backbone", None) == "minilm":
+        env["int8"] = int8_encoder_enabled()
+    return env
 
 
 def _summary(name: str, m: dict[str, Any]) -> dict[str, Any]:
@@ -281,7 +290,7 @@ def evaluate(model_id: str, write: bool = True, latency: bool = True) -> dict[st
                 summary.update(_summary(name, m))
             else:
                 summary.setdefault("other_tests", {})[name] = _summary(name, m)
-    summary["environment"] = _environment()
+    summary["environment"] = _environment(adapter)
     result["metrics"] = summary
     if latency:
         result["latency_ms"] = measure_latency(adapter, latency_texts)

@@ -5,6 +5,9 @@ The artifact holds only the LoRA matrices and the head (safetensors) and ``model
 the base weights come from the packaged all-MiniLM-L6-v2, loaded offline, and the LoRA
 update is merged into them at load time. These models cannot share the frozen encoder's
 pass (their weights differ), so their ``backbone`` is None.
+
+On CPU the merged model's ``nn.Linear`` layers can be quantised to int8 (dynamic,
+per-channel; ``models.encoder.int8_lora_enabled``): faster, off by default.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ class _LoraBase:
         import torch
 
         from models import lora
-        from models.encoder import configure_threads
+        from models.encoder import configure_threads, int8_lora_enabled, quantize_int8
 
         configure_threads()
         directory = artifact_dir(spec)
@@ -40,6 +43,9 @@ class _LoraBase:
         self.device = torch.device("cpu")
         self.tokenizer = lora.load_tokenizer()
         self.model = lora.load_model(self.config, read_tensors(directory))
+        self.int8 = int8_lora_enabled(self.device, str(self.config.get("head", "sequence")))
+        if self.int8:
+            self.model = quantize_int8(self.model)
         # The infer stage calls predict from worker threads; a fast tokenizer must not be
         # used from two threads at once, and one forward at a time uses the cores best.
         self._lock = threading.Lock()
