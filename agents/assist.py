@@ -108,7 +108,8 @@ _ANGRY = _words(
     r"worst",
     r"a\s+joke",
 )
-# Abuse and profanity (a stand-in until a toxicity model is in the catalog).
+# Abuse and profanity the toxicity models can miss (insults without profanity), and a floor
+# for sources whose plan has no toxicity task.
 _ABUSIVE = _words(
     r"f+u+c+k\w*",
     r"f\*+k\w*",

@@ -94,7 +94,7 @@ class Settings(BaseSettings):
             "newswire": ["fin_sentiment", "entities"],
             "analyst-notes": ["fin_sentiment", "entities"],
             "stocktwits": ["fin_sentiment", "entities"],
-            "support-chat": ["intent", "sentiment", "kb"],
+            "support-chat": ["intent", "sentiment", "kb", "toxicity"],
         },
         description="per-source default tasks (JSON object); other sources use the classifier",
     )
