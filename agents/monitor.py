@@ -21,11 +21,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
-from aiokafka import TopicPartition
-from pydantic import ValidationError
+from aiokafka import ConsumerRecord, TopicPartition
+from pydantic import BaseModel, ValidationError
 
 from agents.alerts import AlertEngine, AlertRules
 from agents.validate import Where, dead_letter
@@ -38,6 +38,7 @@ from streams.restore import read_to_end
 
 log = logging.getLogger(__name__)
 GROUP = "monitor"
+T = TypeVar("T", bound=BaseModel)
 ROUTE_GROUP = "monitor-route"
 
 
@@ -57,18 +58,25 @@ async def route(app: StreamApp) -> None:
             continue
         out: list[Outgoing] = []
         for rec in batch:
-            try:
-                res = loads(rec.value, Result)
-            except (ValidationError, ValueError) as exc:
-                where = Where(rec.topic, rec.partition, rec.offset)
-                dl = dead_letter(rec.value, "bad_internal_record", f"undecodable: {exc}", "monitor", where)
-                out.append(Outgoing(app.topics.dlq, dumps(dl)))
+            res = _decode(app, rec, Result, out)
+            if res is None:
                 continue
             out += [
                 Outgoing(app.topics.monitor_events, dumps(ev), key_bytes(event_key(ev)))
                 for ev in events_of(res, rec.partition)
             ]
         await app.complete_batch(consumer, out, batch)
+
+
+def _decode(app: StreamApp, rec: ConsumerRecord, model: type[T], dlq: list[Outgoing]) -> T | None:
+    """The record as ``model``; an undecodable one becomes a dead letter (appended to ``dlq``)."""
+    try:
+        return loads(rec.value, model)
+    except (ValidationError, ValueError) as exc:
+        where = Where(rec.topic, rec.partition, rec.offset)
+        dl = dead_letter(rec.value, "bad_internal_record", f"undecodable: {exc}", "monitor", where)
+        dlq.append(Outgoing(app.topics.dlq, dumps(dl)))
+        return None
 
 
 class PartitionState:
@@ -154,12 +162,8 @@ async def aggregate(app: StreamApp, rules: AlertRules | None = None) -> None:
             if state is None:
                 continue  # revoked while the batch was in flight: its new owner reads it
             done.append(rec)
-            try:
-                ev = loads(rec.value, WindowEvent)
-            except (ValidationError, ValueError) as exc:
-                where = Where(rec.topic, rec.partition, rec.offset)
-                dl = dead_letter(rec.value, "bad_internal_record", f"undecodable: {exc}", "monitor", where)
-                out.append(Outgoing(app.topics.dlq, dumps(dl)))
+            ev = _decode(app, rec, WindowEvent, out)
+            if ev is None:
                 continue
             state.table.add(ev, rec.offset, wall)
             out += [

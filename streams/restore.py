@@ -8,9 +8,10 @@ the read starts (``read_committed``: aborted transactions are skipped).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
@@ -19,14 +20,24 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def _reader(settings: Settings) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
+@contextlib.asynccontextmanager
+async def _reader(
+    settings: Settings, tps: list[TopicPartition]
+) -> AsyncIterator[tuple[AIOKafkaConsumer, dict[TopicPartition, int]]]:
+    """A started group-less consumer assigned ``tps``, and each partition's end offset."""
+    consumer = AIOKafkaConsumer(
         **settings.client_kwargs(),
         group_id=None,
         enable_auto_commit=False,
         isolation_level="read_committed",
         auto_offset_reset="earliest",
     )
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        yield consumer, await consumer.end_offsets(tps)
+    finally:
+        await consumer.stop()
 
 
 async def read_to_end(
@@ -36,13 +47,8 @@ async def read_to_end(
     the partition's end when the read starts (raises TimeoutError past ``timeout_s``)."""
     if not starts:
         return []
-    consumer = _reader(settings)
-    await consumer.start()
-    try:
-        tps = list(starts)
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        begins = await consumer.beginning_offsets(tps)
+    async with _reader(settings, list(starts)) as (consumer, ends):
+        begins = await consumer.beginning_offsets(list(starts))
         todo = {}
         for tp, start in starts.items():
             first = begins[tp] if start is None else max(start, begins[tp])
@@ -64,8 +70,6 @@ async def read_to_end(
                 if await consumer.position(tp) >= todo[tp]:
                     del todo[tp]
         return out
-    finally:
-        await consumer.stop()
 
 
 async def first_timestamps(
@@ -75,12 +79,7 @@ async def first_timestamps(
     with nothing there are left out)."""
     if not starts:
         return {}
-    consumer = _reader(settings)
-    await consumer.start()
-    try:
-        tps = list(starts)
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
+    async with _reader(settings, list(starts)) as (consumer, ends):
         todo = {tp for tp, off in starts.items() if off < ends[tp]}
         for tp in todo:
             consumer.seek(tp, starts[tp])
@@ -96,8 +95,6 @@ async def first_timestamps(
                 if await consumer.position(tp) >= ends[tp]:
                     todo.discard(tp)
         return found
-    finally:
-        await consumer.stop()
 
 
 async def offsets_since(
@@ -108,10 +105,6 @@ async def offsets_since(
     tps = list(tps)
     if not tps:
         return {}
-    consumer = _reader(settings)
-    await consumer.start()
-    try:
+    async with _reader(settings, tps) as (consumer, _):
         found = await consumer.offsets_for_times(dict.fromkeys(tps, ts_ms))
         return {tp: ot.offset for tp, ot in found.items() if ot is not None}
-    finally:
-        await consumer.stop()
