@@ -359,6 +359,20 @@ async def run_bench(
     finally:
         pipe.stop()
 
+    # The price of exactly-once: the same saturation run with every stage in transactions.
+    console.print(f"[bold]2b/6 saturation, exactly-once[/]: {messages} messages, layout {layout}")
+    pipe = Pipeline(
+        settings, layout, {**env, "STREAMFUSE_PROCESSING_GUARANTEE": "exactly_once"}, logs, console
+    )
+    await pipe.start()
+    try:
+        await warm(pipe, settings.data_path)
+        eos = await pipe.run(message_mix(messages, settings.data_path, "eos"), None, "saturation-eos")
+        report["exactly_once"] = asdict(eos)
+        console.print(f"   {eos.throughput} msg/s, p99 {eos.latency_ms['p99']} ms")
+    finally:
+        pipe.stop()
+
     console.print("[bold]5/6 scale-out[/]: fixed-time test model, 1, 2 and 4 infer workers")
     report["scale_out"] = {}
     for k in (1, 2, 4):
@@ -410,6 +424,11 @@ def ratios(r: dict[str, Any]) -> dict[str, float]:
         "saturation_over_ceiling": round(sat / r["ceiling"]["messages_per_s"], 3),
         "saturation_over_naive": round(sat / r["naive"]["throughput"], 2) if r["naive"]["throughput"] else 0,
         "scale_4_over_1": round(scale["4"]["throughput"] / scale["1"]["throughput"], 2),
+        **(
+            {"exactly_once_over_saturation": round(r["exactly_once"]["throughput"] / sat, 3)}
+            if "exactly_once" in r
+            else {}
+        ),
     }
 
 

@@ -635,6 +635,14 @@ def _bench_table(r: dict) -> Table:
             for k, v in r["load"].items()
         ],
         *[(f"scale-out, {k} infer worker(s)", f"{v['throughput']} msg/s") for k, v in r["scale_out"].items()],
+        *(
+            [
+                ("saturation, exactly-once", f"{r['exactly_once']['throughput']} msg/s"),
+                ("exactly-once / at-least-once", str(r["ratios"]["exactly_once_over_saturation"])),
+            ]
+            if "exactly_once" in r
+            else []
+        ),
         ("saturation / ceiling", str(r["ratios"]["saturation_over_ceiling"])),
         ("saturation / naive", str(r["ratios"]["saturation_over_naive"])),
         ("scale-out 4 / 1", str(r["ratios"]["scale_4_over_1"])),
