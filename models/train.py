@@ -306,8 +306,12 @@ def _train_head(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, An
     return config
 
 
-def _tune_oos_threshold(probs: np.ndarray, gold: list[str], labels: list[str], oos_weight: float) -> float:
-    """The max-probability threshold that best trades in-scope accuracy for oos recall."""
+def _tune_oos_threshold(
+    probs: np.ndarray, gold: list[str], labels: list[str], oos_weight: float, min_recall: float | None = None
+) -> float:
+    """The max-probability threshold that best trades in-scope accuracy for oos recall;
+    with ``min_recall``, the one with the best in-scope accuracy among those whose oos
+    recall reaches ``min_recall`` (the lowest such threshold)."""
     is_oos = np.array([g == "oos" for g in gold])
     pred = np.array(labels)[probs.argmax(1)]
     correct_in = (pred == np.array(gold)) & ~is_oos
@@ -316,7 +320,10 @@ def _tune_oos_threshold(probs: np.ndarray, gold: list[str], labels: list[str], o
     for t in np.linspace(0.0, 0.99, 100):
         in_acc = float((correct_in & (top >= t)).sum() / max(1, (~is_oos).sum()))
         oos_recall = float((is_oos & (top < t)).sum() / max(1, is_oos.sum()))
-        score = (1.0 - oos_weight) * in_acc + oos_weight * oos_recall
+        if min_recall is not None:
+            score = in_acc if oos_recall >= min_recall else -1.0
+        else:
+            score = (1.0 - oos_weight) * in_acc + oos_weight * oos_recall
         if score > best_score:
             best_t, best_score = float(t), score
     return round(best_t, 4)
@@ -472,8 +479,12 @@ def _train_lora(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, An
     else:
         ((set_name, train_fn),) = recipe.train_sets.items()
         train_split = train_fn()
-        val_split = recipe.validation()
-        labels = list(recipe.labels)
+        val_all = recipe.validation()
+        labels = _labels_for(recipe, train_split)
+        # The head learns the training labels only; out-of-scope validation texts (CLINC150's
+        # oos) are kept apart for the threshold, chosen after training.
+        in_scope = [i for i, y in enumerate(val_all.labels) if y in set(labels)]
+        val_split = Split([val_all.texts[i] for i in in_scope], [val_all.labels[i] for i in in_scope])
         progress(f"LoRA on {len(train_split.texts)} texts ({torch_threads} threads)")
         res = lora.train_sequence(
             train_split.texts,
@@ -486,9 +497,33 @@ def _train_lora(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, An
             SEED,
         )
         temperature = fit_temperature(res.val_logits, _index(labels, val_split.labels))
-        meta = _metadata(recipe, train_split, val_split, train_set=set_name)
+        meta = _metadata(recipe, train_split, val_all, train_set=set_name)
         config = {"kind": "minilm_lora", "head": "sequence", "labels": labels}
         metric = "val_macro_f1"
+        if "oos" in val_all.labels:
+            out_idx = [i for i, y in enumerate(val_all.labels) if y not in set(labels)]
+            progress(f"scoring {len(out_idx)} out-of-scope validation texts for the oos threshold")
+            import torch
+
+            out_logits = lora.predict_sequence_logits(
+                res.model,
+                lora.load_tokenizer(),
+                [val_all.texts[i] for i in out_idx],
+                int(hp["max_length"]),
+                torch.device("cpu"),
+            )
+            logits_all = np.zeros((len(val_all.texts), len(labels)), dtype=np.float32)
+            logits_all[in_scope] = res.val_logits
+            logits_all[out_idx] = out_logits
+            min_recall = float(hp["oos_min_recall"])
+            config["oos_threshold"] = _tune_oos_threshold(
+                softmax(logits_all, temperature), val_all.labels, labels, 0.0, min_recall
+            )
+            meta["oos_rule"] = (
+                "label oos when max in-scope probability < oos_threshold; the threshold is "
+                "the one with the best in-scope accuracy among those reaching an oos recall "
+                f"of {min_recall} on the validation split"
+            )
     meta.update(
         hparams={k: v for k, v in hp.items() if k != "ner"},
         epochs_run=res.history,

@@ -12,13 +12,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models.adapters._common import artifact_dir, outputs_from_probs
+from models.adapters._common import OOS_LABEL, artifact_dir, outputs_from_probs, outputs_with_oos
 from models.artifacts_io import read_config, read_tensors
 from models.base import ModelOutput
 from models.calibration import softmax
 from models.registry import ModelSpec
-
-OOS_LABEL = "oos"
 
 
 class MiniLMHeadAdapter:
@@ -74,19 +72,5 @@ class MiniLMHeadAdapter:
         return self._with_oos(probs)
 
     def _with_oos(self, probs: np.ndarray) -> list[ModelOutput]:
-        """Add ``oos`` to the distribution so that it wins exactly when the top in-scope
-        probability is below the threshold ``t``.
-
-        p(oos) = min(1, c * (1 - top)) with c = t / ((1 + t)(1 - t)); the in-scope
-        probabilities are scaled by 1 - p(oos), so the distribution still sums to one
-        and its argmax agrees with the threshold rule.
-        """
-        thr = min(max(self.oos_threshold or 0.0, 1e-6), 1 - 1e-6)
-        c = thr / ((1.0 + thr) * (1.0 - thr))
-        top = probs.max(axis=1)
-        p_oos = np.minimum(1.0, c * (1.0 - top))
-        full = np.concatenate([probs * (1.0 - p_oos)[:, None], p_oos[:, None]], axis=1)
-        outputs = outputs_from_probs(full, [*self.head_labels, OOS_LABEL])
-        for out, t in zip(outputs, top, strict=True):
-            out.extra["max_in_scope"] = float(t)
-        return outputs
+        """Add ``oos`` to the distribution (see :func:`outputs_with_oos`)."""
+        return outputs_with_oos(probs, self.head_labels, self.oos_threshold or 0.0)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models.adapters._common import artifact_dir, outputs_from_probs
+from models.adapters._common import OOS_LABEL, artifact_dir, outputs_from_probs, outputs_with_oos
 from models.artifacts_io import read_config, read_tensors
 from models.base import Entity, ModelOutput
 from models.calibration import softmax
@@ -52,11 +52,18 @@ class _LoraBase:
 
 
 class LoraClassifierAdapter(_LoraBase):
-    """LoRA-tuned MiniLM -> mean pooling -> linear head -> tempered softmax."""
+    """LoRA-tuned MiniLM -> mean pooling -> linear head -> tempered softmax; with
+    ``oos_threshold`` in the config (CLINC150), ``oos`` when the top in-scope probability
+    is below it, as for the frozen-encoder heads."""
 
     def __init__(self, spec: ModelSpec):
         super().__init__(spec)
-        self.labels: list[str] = list(self.config["labels"])
+        self.head_labels: list[str] = list(self.config["labels"])  # the classes the head scores
+        threshold = spec.params.get("oos_threshold", self.config.get("oos_threshold"))
+        self.oos_threshold: float | None = None if threshold is None else float(threshold)
+        self.labels: list[str] = list(self.head_labels)
+        if self.oos_threshold is not None and OOS_LABEL not in self.labels:
+            self.labels.append(OOS_LABEL)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         from models.lora import predict_sequence_logits
@@ -70,7 +77,10 @@ class LoraClassifierAdapter(_LoraBase):
     def predict(self, texts: Sequence[str]) -> list[ModelOutput]:
         if not texts:
             return []
-        return outputs_from_probs(self.predict_proba(texts), self.labels)
+        probs = self.predict_proba(texts)
+        if self.oos_threshold is None:
+            return outputs_from_probs(probs, self.labels)
+        return outputs_with_oos(probs, self.head_labels, self.oos_threshold)
 
 
 class LoraNerAdapter(_LoraBase):

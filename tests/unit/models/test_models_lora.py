@@ -6,15 +6,18 @@ from __future__ import annotations
 import math
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 
 from models.adapters import build_adapter
+from models.adapters._common import outputs_with_oos
 from models.base import Entity
 from models.evaluate import spans_to_iob
 from models.lora import iob_to_spans, split_words, word_shape
 from models.registry import Registry
 
-LORA_CLASSIFIERS = ["lora-fin", "lora-sst2"]
+LORA_CLASSIFIERS = ["lora-fin", "lora-sst2", "lora-clinc150"]
+OOS_ID = "lora-clinc150"
 NER_ID = "lora-conll"
 NER_TEXTS = [
     "German Chancellor Angela Merkel met Barack Obama in Washington on Tuesday.",
@@ -76,6 +79,26 @@ def test_spans_to_iob_round_trip() -> None:
     assert spans_to_iob(ents, spans) == ["B-ORG", "O", "O", "O", "B-MISC", "B-ORG", "I-ORG", "O"]
 
 
+def test_outputs_with_oos_follows_the_threshold() -> None:
+    probs = np.array([[0.9, 0.05, 0.05], [0.5, 0.3, 0.2], [0.34, 0.33, 0.33]])
+    outs = outputs_with_oos(probs, ["a", "b", "c"], 0.6)
+    assert [o.label for o in outs] == ["a", "oos", "oos"]
+    for out, top in zip(outs, probs.max(1), strict=True):
+        assert out.probs is not None and set(out.probs) == {"a", "b", "c", "oos"}
+        assert math.isclose(sum(out.probs.values()), 1.0, abs_tol=1e-9)
+        assert out.extra["max_in_scope"] == pytest.approx(top)
+
+
+def test_oos_threshold_min_recall() -> None:
+    from models.train import _tune_oos_threshold
+
+    # two right in-scope texts (top 0.9, 0.6), two oos texts (top 0.545, 0.705)
+    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.455, 0.545], [0.705, 0.295]])
+    gold = ["a", "a", "oos", "oos"]
+    assert _tune_oos_threshold(probs, gold, ["a", "b"], 0.0, 0.5) == 0.55  # lowest with recall 1/2
+    assert _tune_oos_threshold(probs, gold, ["a", "b"], 0.0, 1.0) == 0.71  # costs the 0.6 text
+
+
 def test_word_shapes() -> None:
     assert [word_shape(w) for w in ["the", "Paris", "EU", "McDonald", "1996", ",", "A"]] == [
         0,
@@ -115,6 +138,23 @@ def test_lora_classifier_artifact(registry: Registry, model_id: str) -> None:
     for a, b in zip(outs, again, strict=True):
         assert a.label == b.label
         assert math.isclose(a.score, b.score, abs_tol=1e-4)
+
+
+def test_lora_oos_threshold(registry: Registry) -> None:
+    """The CLINC150 classifier labels oos exactly when its top in-scope probability is
+    below the threshold tuned on validation."""
+    if not _present(OOS_ID):
+        pytest.skip(f"{OOS_ID} artifact not trained")
+    spec = registry.get(OOS_ID)
+    assert spec.labels[-1] == "oos" and spec.labels.count("oos") == 1
+    adapter = build_adapter(spec)
+    thr = adapter.oos_threshold
+    assert thr is not None and 0.0 < thr < 1.0
+    texts = ["what is my bank balance", "set an alarm for 7 am", "what is the meaning of a xylophone"]
+    texts += ["purple monkey dishwasher quantum", "tell me about the history of the roman empire"]
+    for out in adapter.predict(texts):
+        assert (out.label == "oos") == (out.extra["max_in_scope"] < thr)
+    assert adapter.predict(["what is my bank balance"])[0].label == "balance"
 
 
 def test_lora_ner_offsets_match_text(registry: Registry) -> None:
