@@ -297,21 +297,20 @@ def _train_head(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, An
         probs = softmax(Xv_all @ W.T + b, temperature)
         weight = float(recipe.hparams.get("oos_weight", 0.2))
         config["oos_threshold"] = _tune_oos_threshold(probs, val_all.labels, labels, weight)
-        config["metadata"]["oos_rule"] = (
-            "label oos when max in-scope probability < oos_threshold; the threshold "
-            f"maximises (1 - w) * in-scope accuracy + w * oos recall (w = {weight}, the "
-            "share of out-of-scope traffic assumed) on the validation split"
-        )
+        config["metadata"]["oos_rule"] = OOS_RULE.format(weight=weight)
     write_artifact(ARTIFACTS_DIR / recipe.id, config, {"W": W, "b": b})
     return config
 
 
-def _tune_oos_threshold(
-    probs: np.ndarray, gold: list[str], labels: list[str], oos_weight: float, min_recall: float | None = None
-) -> float:
-    """The max-probability threshold that best trades in-scope accuracy for oos recall;
-    with ``min_recall``, the one with the best in-scope accuracy among those whose oos
-    recall reaches ``min_recall`` (the lowest such threshold)."""
+OOS_RULE = (
+    "label oos when max in-scope probability < oos_threshold; the threshold maximises "
+    "(1 - w) * in-scope accuracy + w * oos recall (w = {weight}, the share of out-of-scope "
+    "traffic assumed) on the validation split"
+)
+
+
+def _tune_oos_threshold(probs: np.ndarray, gold: list[str], labels: list[str], oos_weight: float) -> float:
+    """The max-probability threshold that best trades in-scope accuracy for oos recall."""
     is_oos = np.array([g == "oos" for g in gold])
     pred = np.array(labels)[probs.argmax(1)]
     correct_in = (pred == np.array(gold)) & ~is_oos
@@ -320,10 +319,7 @@ def _tune_oos_threshold(
     for t in np.linspace(0.0, 0.99, 100):
         in_acc = float((correct_in & (top >= t)).sum() / max(1, (~is_oos).sum()))
         oos_recall = float((is_oos & (top < t)).sum() / max(1, is_oos.sum()))
-        if min_recall is not None:
-            score = in_acc if oos_recall >= min_recall else -1.0
-        else:
-            score = (1.0 - oos_weight) * in_acc + oos_weight * oos_recall
+        score = (1.0 - oos_weight) * in_acc + oos_weight * oos_recall
         if score > best_score:
             best_t, best_score = float(t), score
     return round(best_t, 4)
@@ -515,15 +511,11 @@ def _train_lora(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, An
             logits_all = np.zeros((len(val_all.texts), len(labels)), dtype=np.float32)
             logits_all[in_scope] = res.val_logits
             logits_all[out_idx] = out_logits
-            min_recall = float(hp["oos_min_recall"])
+            weight = float(hp.get("oos_weight", 0.2))
             config["oos_threshold"] = _tune_oos_threshold(
-                softmax(logits_all, temperature), val_all.labels, labels, 0.0, min_recall
+                softmax(logits_all, temperature), val_all.labels, labels, weight
             )
-            meta["oos_rule"] = (
-                "label oos when max in-scope probability < oos_threshold; the threshold is "
-                "the one with the best in-scope accuracy among those reaching an oos recall "
-                f"of {min_recall} on the validation split"
-            )
+            meta["oos_rule"] = OOS_RULE.format(weight=weight)
     meta.update(
         hparams={k: v for k, v in hp.items() if k != "ner"},
         epochs_run=res.history,

@@ -89,14 +89,15 @@ def test_outputs_with_oos_follows_the_threshold() -> None:
         assert out.extra["max_in_scope"] == pytest.approx(top)
 
 
-def test_oos_threshold_min_recall() -> None:
+def test_oos_threshold_trades_in_scope_accuracy_for_oos_recall() -> None:
     from models.train import _tune_oos_threshold
 
     # two right in-scope texts (top 0.9, 0.6), two oos texts (top 0.545, 0.705)
     probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.455, 0.545], [0.705, 0.295]])
     gold = ["a", "a", "oos", "oos"]
-    assert _tune_oos_threshold(probs, gold, ["a", "b"], 0.0, 0.5) == 0.55  # lowest with recall 1/2
-    assert _tune_oos_threshold(probs, gold, ["a", "b"], 0.0, 1.0) == 0.71  # costs the 0.6 text
+    assert _tune_oos_threshold(probs, gold, ["a", "b"], 0.0) == 0.0  # in-scope accuracy only
+    assert _tune_oos_threshold(probs, gold, ["a", "b"], 0.2) == 0.55  # one oos caught for free
+    assert _tune_oos_threshold(probs, gold, ["a", "b"], 0.9) == 0.71  # recall worth the 0.6 text
 
 
 def test_word_shapes() -> None:
