@@ -206,6 +206,9 @@ def up(
             ok = asyncio.run(run_demo(settings, workers, console, rate, timeout, linger))
             return 0 if ok else 1
         console.print("running; Ctrl-C stops everything")
+        # SIGTERM (a supervisor, `kill`) stops the workers and the broker like Ctrl-C does,
+        # instead of ending this process and leaving them running.
+        signal.signal(signal.SIGTERM, _raise_interrupt)
         with contextlib.suppress(KeyboardInterrupt):
             while not workers.dead():
                 time.sleep(0.5)
@@ -214,3 +217,7 @@ def up(
         workers.stop()
         if started_broker:
             broker.stop(settings)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
