@@ -22,6 +22,7 @@ import sys
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,6 +241,25 @@ async def warm(pipe: Pipeline, data_dir: Path, tasks: list[str] | None = None) -
     await pipe.run(message_mix(40, data_dir, f"warm{uuid.uuid4().hex[:4]}", tasks), None, "warm-up", 300)
 
 
+@contextlib.asynccontextmanager
+async def running(
+    settings: Settings,
+    layout: list[str],
+    env: dict[str, str],
+    logs: Path,
+    console,
+    warm_tasks: list[str] | None = None,
+) -> AsyncIterator[Pipeline]:
+    """A started and warmed-up pipeline of worker processes, stopped on exit."""
+    pipe = Pipeline(settings, layout, env, logs, console)
+    await pipe.start()
+    try:
+        await warm(pipe, settings.data_path, warm_tasks)
+        yield pipe
+    finally:
+        pipe.stop()
+
+
 def ceiling(settings: Settings, n: int) -> dict[str, Any]:
     """Messages/s of the selected models alone, in-process, at the best batch size."""
     from agents.infer import run_models
@@ -321,10 +341,7 @@ async def run_bench(
     env = {"STREAMFUSE_TORCH_THREADS": "2"}
 
     console.print(f"[bold]2/6 saturation[/]: {messages} messages, layout {layout}")
-    pipe = Pipeline(settings, layout, env, logs, console)
-    await pipe.start()
-    try:
-        await warm(pipe, settings.data_path)
+    async with running(settings, layout, env, logs, console) as pipe:
         sat = await pipe.run(message_mix(messages, settings.data_path, "sat"), None, "saturation")
         report["saturation"] = asdict(sat)
         console.print(f"   {sat.throughput} msg/s, p99 {sat.latency_ms['p99']} ms")
@@ -339,48 +356,28 @@ async def run_bench(
                 f"load-{int(share * 100)}",
             )
             report["load"][f"{int(share * 100)}%"] = asdict(res)
-    finally:
-        pipe.stop()
     report["memory"] = memory_growth(report["saturation"]["rss_mb"])
 
     console.print(f"[bold]3/6 naive[/]: {naive_messages} messages, batch 1, no shared encoder pass")
-    pipe = Pipeline(
-        settings,
-        layout,
-        {**env, "STREAMFUSE_BATCH_MAX": "1", "STREAMFUSE_COSCHEDULE": "false"},
-        logs,
-        console,
-    )
-    await pipe.start()
-    try:
-        await warm(pipe, settings.data_path)
+    naive_env = {**env, "STREAMFUSE_BATCH_MAX": "1", "STREAMFUSE_COSCHEDULE": "false"}
+    async with running(settings, layout, naive_env, logs, console) as pipe:
         naive = await pipe.run(message_mix(naive_messages, settings.data_path, "naive"), None, "naive")
         report["naive"] = asdict(naive)
-    finally:
-        pipe.stop()
 
     # The price of exactly-once: the same saturation run with every stage in transactions.
     console.print(f"[bold]2b/6 saturation, exactly-once[/]: {messages} messages, layout {layout}")
-    pipe = Pipeline(
-        settings, layout, {**env, "STREAMFUSE_PROCESSING_GUARANTEE": "exactly_once"}, logs, console
-    )
-    await pipe.start()
-    try:
-        await warm(pipe, settings.data_path)
+    eos_env = {**env, "STREAMFUSE_PROCESSING_GUARANTEE": "exactly_once"}
+    async with running(settings, layout, eos_env, logs, console) as pipe:
         eos = await pipe.run(message_mix(messages, settings.data_path, "eos"), None, "saturation-eos")
         report["exactly_once"] = asdict(eos)
         console.print(f"   {eos.throughput} msg/s, p99 {eos.latency_ms['p99']} ms")
-    finally:
-        pipe.stop()
 
     console.print("[bold]5/6 scale-out[/]: fixed-time test model, 1, 2 and 4 infer workers")
     report["scale_out"] = {}
     for k in (1, 2, 4):
         scale_env = {"STREAMFUSE_TEST_MODELS": "1", "STREAMFUSE_BATCH_MAX": "8"}
-        pipe = Pipeline(settings, ["recognize,fuse"] + ["infer:test-fixed"] * k, scale_env, logs, console)
-        await pipe.start()
-        try:
-            await warm(pipe, settings.data_path, ["test_scale"])
+        scale_layout = ["recognize,fuse"] + ["infer:test-fixed"] * k
+        async with running(settings, scale_layout, scale_env, logs, console, ["test_scale"]) as pipe:
             res = await pipe.run(
                 message_mix(scale_messages, settings.data_path, f"scale{k}", ["test_scale"]),
                 None,
@@ -391,8 +388,6 @@ async def run_bench(
                 "seconds": res.seconds,
                 "messages": res.messages,
             }
-        finally:
-            pipe.stop()
     report["ratios"] = ratios(report)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     (out_dir / f"bench-{stamp}.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))

@@ -123,18 +123,16 @@ async def finished_ids(app: StreamApp, consumer, partitions: set[int]) -> dict[s
     since: dict[int, int] = {}
     for tp, ts in oldest.items():
         since[tp.partition] = min(since.get(tp.partition, ts), ts)
+    starts = await offsets_since(
+        s, {TopicPartition(app.topics.results, p): ts - s.restore_slack_ms for p, ts in since.items()}
+    )
     out: dict[str, str | None] = {}
-    for p, ts in since.items():
-        result_tp = TopicPartition(app.topics.results, p)
-        start = await offsets_since(s, [result_tp], ts - s.restore_slack_ms)
-        if result_tp not in start:
+    for rec in await read_to_end(s, dict(starts)):
+        try:
+            res = loads(rec.value, Result)
+        except (ValidationError, ValueError):
             continue
-        for rec in await read_to_end(s, {result_tp: start[result_tp]}):
-            try:
-                res = loads(rec.value, Result)
-            except (ValidationError, ValueError):
-                continue
-            out[res.id] = res.origin
+        out[res.id] = res.origin
     return out
 
 

@@ -342,6 +342,63 @@ class _Ticker:
             self.say(msg)
 
 
+def _fit(
+    model: nn.Module,
+    hp: dict[str, Any],
+    lengths: list[int],
+    seed: int,
+    say: Callable[[str], None],
+    batch_loss: Callable[[list[int]], torch.Tensor],
+    validate: Callable[[], tuple[float, dict[str, float], np.ndarray, str]],
+    val_desc: str,
+) -> TrainResult:
+    """The training loop both LoRA models share: length-bucketed batches, the optimizer
+    and schedule of ``_optimizer``, gradient clipping, one validation pass per epoch, and
+    the epoch with the best validation score kept.
+
+    ``batch_loss(indices)`` is the loss of one batch; ``validate()`` returns the score to
+    maximise, the metrics for the history, the validation logits and a summary line.
+    """
+    rng = random.Random(seed)
+    epochs, bs = int(hp["epochs"]), int(hp["batch_size"])
+    steps_per_epoch = (len(lengths) + bs - 1) // bs
+    opt, sched = _optimizer(model, hp, epochs * steps_per_epoch)
+    tick = _Ticker(say)
+    history: list[dict[str, Any]] = []
+    best: tuple[float, int, dict[str, torch.Tensor], np.ndarray] | None = None
+    t0 = time.monotonic()
+    for epoch in range(1, epochs + 1):
+        model.train()
+        running = 0.0
+        for step, batch in enumerate(_length_batches(lengths, bs, rng), 1):
+            loss = batch_loss(batch)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
+            el = time.monotonic() - t0
+            tick(f"epoch {epoch}/{epochs} step {step}/{steps_per_epoch} loss {running:.3f} {el:.0f}s")
+        tick(f"epoch {epoch}/{epochs}: validating on {val_desc}", force=True)
+        score, metrics, logits, summary = validate()
+        history.append(
+            {
+                "epoch": epoch,
+                **metrics,
+                "train_loss": round(running, 4),
+                "seconds": round(time.monotonic() - t0, 1),
+            }
+        )
+        tick(f"epoch {epoch}: {summary}", force=True)
+        if best is None or score > best[0]:
+            best = (score, epoch, _trainable_state(model), logits)
+    assert best is not None
+    model.load_state_dict(best[2], strict=False)
+    model.eval()
+    return TrainResult(model, best[1], history, best[3], time.monotonic() - t0)
+
+
 def train_sequence(
     texts: list[str],
     y: np.ndarray,
@@ -361,50 +418,21 @@ def train_sequence(
     torch.manual_seed(seed)
     model = LoraSequenceClassifier(build_lora_encoder(hp["lora"]), n_labels).to(device)
     max_len = int(hp["max_length"])
-    lengths = [len(t) for t in texts]
-    rng = random.Random(seed)
-    epochs, bs = int(hp["epochs"]), int(hp["batch_size"])
-    steps_per_epoch = (len(texts) + bs - 1) // bs
-    opt, sched = _optimizer(model, hp, epochs * steps_per_epoch)
     loss_fn = nn.CrossEntropyLoss()
-    tick = _Ticker(say)
-    history: list[dict[str, Any]] = []
-    best: tuple[float, int, dict[str, torch.Tensor], np.ndarray] | None = None
-    t0 = time.monotonic()
-    for epoch in range(1, epochs + 1):
-        model.train()
-        running = 0.0
-        for step, batch in enumerate(_length_batches(lengths, bs, rng), 1):
-            enc = encode_texts(tok, [texts[i] for i in batch], max_len, device)
-            loss = loss_fn(model(**enc), torch.as_tensor(y[batch], device=device))
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
-            el = time.monotonic() - t0
-            tick(f"epoch {epoch}/{epochs} step {step}/{steps_per_epoch} loss {running:.3f} {el:.0f}s")
-        tick(f"epoch {epoch}/{epochs}: validating on {len(val_texts)}", force=True)
+
+    def batch_loss(batch: list[int]) -> torch.Tensor:
+        enc = encode_texts(tok, [texts[i] for i in batch], max_len, device)
+        return loss_fn(model(**enc), torch.as_tensor(y[batch], device=device))
+
+    def validate() -> tuple[float, dict[str, float], np.ndarray, str]:
         logits = predict_sequence_logits(model, tok, val_texts, max_len, device)
         f1 = float(f1_score(yv, logits.argmax(1), average="macro"))
         acc = float((logits.argmax(1) == yv).mean())
-        history.append(
-            {
-                "epoch": epoch,
-                "val_macro_f1": round(f1, 4),
-                "val_accuracy": round(acc, 4),
-                "train_loss": round(running, 4),
-                "seconds": round(time.monotonic() - t0, 1),
-            }
-        )
-        tick(f"epoch {epoch}: val macro-F1 {f1:.4f} acc {acc:.4f}", force=True)
-        if best is None or f1 > best[0]:
-            best = (f1, epoch, _trainable_state(model), logits)
-    assert best is not None
-    model.load_state_dict(best[2], strict=False)
-    model.eval()
-    return TrainResult(model, best[1], history, best[3], time.monotonic() - t0)
+        metrics = {"val_macro_f1": round(f1, 4), "val_accuracy": round(acc, 4)}
+        return f1, metrics, logits, f"val macro-F1 {f1:.4f} acc {acc:.4f}"
+
+    lengths = [len(t) for t in texts]
+    return _fit(model, hp, lengths, seed, say, batch_loss, validate, str(len(val_texts)))
 
 
 @torch.inference_mode()
@@ -473,49 +501,20 @@ def train_token(
     torch.manual_seed(seed)
     model = LoraTokenClassifier(build_lora_encoder(hp["lora"]), len(tag_names)).to(device)
     max_len = int(hp["max_length"])
-    lengths = [sum(len(w) for w in ws) for ws in words]
-    rng = random.Random(seed)
-    epochs, bs = int(hp["epochs"]), int(hp["batch_size"])
-    steps_per_epoch = (len(words) + bs - 1) // bs
-    opt, sched = _optimizer(model, hp, epochs * steps_per_epoch)
     loss_fn = nn.CrossEntropyLoss(ignore_index=-100)
-    tick = _Ticker(say)
-    history: list[dict[str, Any]] = []
-    best: tuple[float, int, dict[str, torch.Tensor], np.ndarray] | None = None
-    t0 = time.monotonic()
-    for epoch in range(1, epochs + 1):
-        model.train()
-        running = 0.0
-        for step, batch in enumerate(_length_batches(lengths, bs, rng), 1):
-            inputs, _, labels = encode_words(
-                tok, [words[i] for i in batch], max_len, device, [tags[i] for i in batch]
-            )
-            logits = model(**inputs)
-            loss = loss_fn(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
-            el = time.monotonic() - t0
-            tick(f"epoch {epoch}/{epochs} step {step}/{steps_per_epoch} loss {running:.3f} {el:.0f}s")
-        tick(f"epoch {epoch}/{epochs}: validating on {len(val_words)} sentences", force=True)
+
+    def batch_loss(batch: list[int]) -> torch.Tensor:
+        inputs, _, labels = encode_words(
+            tok, [words[i] for i in batch], max_len, device, [tags[i] for i in batch]
+        )
+        logits = model(**inputs)
+        return loss_fn(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+
+    def validate() -> tuple[float, dict[str, float], np.ndarray, str]:
         per_sent = predict_word_logits(model, tok, val_words, max_len, device)
         pred = [[tag_names[k] for k in s.argmax(1)] for s in per_sent]
         f1 = float(f1_score(val_tags, pred))
-        history.append(
-            {
-                "epoch": epoch,
-                "val_entity_f1": round(f1, 4),
-                "train_loss": round(running, 4),
-                "seconds": round(time.monotonic() - t0, 1),
-            }
-        )
-        tick(f"epoch {epoch}: val entity F1 {f1:.4f}", force=True)
-        if best is None or f1 > best[0]:
-            best = (f1, epoch, _trainable_state(model), np.concatenate(per_sent))
-    assert best is not None
-    model.load_state_dict(best[2], strict=False)
-    model.eval()
-    return TrainResult(model, best[1], history, best[3], time.monotonic() - t0)
+        return f1, {"val_entity_f1": round(f1, 4)}, np.concatenate(per_sent), f"val entity F1 {f1:.4f}"
+
+    lengths = [sum(len(w) for w in ws) for ws in words]
+    return _fit(model, hp, lengths, seed, say, batch_loss, validate, f"{len(val_words)} sentences")

@@ -306,7 +306,6 @@ def kb_publish(file: str, as_json: bool) -> None:
     line); an article with a known id replaces it, {"id": ..., "deleted": true} deletes it."""
     from models.kb import BadArticle, parse_record
     from streams import kb as kb_topic
-    from streams.topics import get_topics
 
     path = Path(file)
     try:
@@ -315,16 +314,7 @@ def kb_publish(file: str, as_json: bool) -> None:
             parse_record(aid, value)  # refuse the whole file rather than publish half of it
     except (ValueError, BadArticle) as exc:
         _fail(str(exc))
-    s = get_settings()
-    try:
-        sent = asyncio.run(kb_topic.publish(s, records))
-    except RuntimeError as exc:
-        _fail(str(exc), 1)
-    topic = get_topics(s).kb
-    if as_json:
-        _json_out({"published": sent, "topic": topic})
-    else:
-        err.print(f"published {sent} articles to {topic}")
+    _publish_kb(records, "published", "to", as_json)
 
 
 @kb.command("delete")
@@ -332,19 +322,24 @@ def kb_publish(file: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def kb_delete(ids: tuple[str, ...], as_json: bool) -> None:
     """Delete articles by id (a tombstone per id; compaction then drops the article)."""
+    _publish_kb([(aid, None) for aid in ids], "deleted", "from", as_json)
+
+
+def _publish_kb(records: list[tuple[str, bytes | None]], verb: str, prep: str, as_json: bool) -> None:
+    """Send records to the knowledge-base topic and report how many went where."""
     from streams import kb as kb_topic
     from streams.topics import get_topics
 
     s = get_settings()
     try:
-        sent = asyncio.run(kb_topic.publish(s, [(aid, None) for aid in ids]))
+        sent = asyncio.run(kb_topic.publish(s, records))
     except RuntimeError as exc:
         _fail(str(exc), 1)
     topic = get_topics(s).kb
     if as_json:
-        _json_out({"deleted": sent, "topic": topic})
+        _json_out({verb: sent, "topic": topic})
     else:
-        err.print(f"deleted {sent} articles from {topic}")
+        err.print(f"{verb} {sent} articles {prep} {topic}")
 
 
 @kb.command("list")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
@@ -97,14 +97,11 @@ async def first_timestamps(
         return found
 
 
-async def offsets_since(
-    settings: Settings, tps: Iterable[TopicPartition], ts_ms: int
-) -> dict[TopicPartition, int]:
-    """The first offset of each partition with a timestamp at or after ``ts_ms`` (partitions
-    with no such record are left out)."""
-    tps = list(tps)
-    if not tps:
+async def offsets_since(settings: Settings, since: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+    """The first offset of each partition with a timestamp at or after its time (ms);
+    partitions with no such record are left out."""
+    if not since:
         return {}
-    async with _reader(settings, tps) as (consumer, _):
-        found = await consumer.offsets_for_times(dict.fromkeys(tps, ts_ms))
+    async with _reader(settings, list(since)) as (consumer, _):
+        found = await consumer.offsets_for_times(since)
         return {tp: ot.offset for tp, ot in found.items() if ot is not None}
