@@ -34,7 +34,13 @@ GROUP = "infer"
 
 @dataclass(slots=True)
 class Meter:
-    """Exponentially weighted batch statistics of one model in this worker."""
+    """Exponentially weighted batch statistics of one model in this worker, plus the batch
+    in flight (the allocator must see a batch that is still running as load).
+
+    Slowness is forgotten while the model is idle (``decay_if_idle``), which invites the
+    allocator to send a probe. Until the probe answers, the figures measured before the
+    decay stand; the probe's own batch then replaces them.
+    """
 
     per_item_ms: float = 0.0
     batch_ms: float = 0.0
@@ -42,25 +48,62 @@ class Meter:
     items: int = 0
     errors: int = 0
     window_start: float = field(default_factory=time.monotonic)
+    in_flight: int = 0
+    busy_since: float | None = None
+    measured: tuple[float, float] | None = None  # (per item, batch) ms before the decay
+
+    def start(self, n: int, now: float | None = None) -> None:
+        """A batch of ``n`` items went to the model."""
+        self.in_flight, self.busy_since = n, time.monotonic() if now is None else now
+
+    def finish(self) -> None:
+        """The batch in flight ended (with outputs, an error or a timeout)."""
+        self.in_flight, self.busy_since = 0, None
 
     def observe(self, n: int, elapsed_ms: float, alpha: float = 0.3) -> None:
         per_item = elapsed_ms / max(n, 1)
-        if self.items == 0 and self.batch_ms == 0.0:
+        fresh = (self.items == 0 and self.batch_ms == 0.0) or self.measured is not None
+        if fresh:  # the first batch, or the probe after a decay: it is the best evidence
             self.per_item_ms, self.batch_ms, self.batch_size = per_item, elapsed_ms, float(n)
+            self.measured = None
         else:
             self.per_item_ms += alpha * (per_item - self.per_item_ms)
             self.batch_ms += alpha * (elapsed_ms - self.batch_ms)
             self.batch_size += alpha * (n - self.batch_size)
         self.items += n
 
-    def decay_if_idle(self, lag: int, factor: float = 0.5) -> None:
-        """With an empty queue and no batch in the last interval, forget slowness gradually.
+    def probe_wanted(self, lag: int) -> bool:
+        """The figures are forgotten ones and nothing is queued or running: one batch may
+        be sent to try the model again."""
+        return self.measured is not None and self.busy_since is None and lag == 0
+
+    def live(self, lag: int = 0, now: float | None = None) -> tuple[float, float]:
+        """(per-item ms, batch ms) as the allocator should see them now.
+
+        Idle: the averages (decayed, if forgotten). With work queued or running: the
+        figures measured before any decay (a probe has not answered yet), or more when the
+        batch in flight has already run longer than that.
+        """
+        if self.busy_since is None and lag == 0:
+            return self.per_item_ms, self.batch_ms
+        per_item, batch = self.measured or (self.per_item_ms, self.batch_ms)
+        if self.busy_since is None:
+            return per_item, batch
+        running_ms = ((time.monotonic() if now is None else now) - self.busy_since) * 1000
+        return max(per_item, running_ms / max(self.in_flight, 1)), max(batch, running_ms)
+
+    def decay_if_idle(self, lag: int, idle_s: float, half_life_s: float) -> None:
+        """With an empty queue, no batch in flight and none finished in the last ``idle_s``
+        seconds, forget slowness with the given half-life.
 
         The allocator stops sending work to a model that looked slow; without new batches
         its measured latency would never improve, and traffic would never come back. Decay
-        lets it be tried again; if it is still slow, the next batches say so.
+        lets it be tried again with one probe; if it is still slow, the probe says so.
         """
-        if lag == 0 and self.items == 0:
+        if lag == 0 and self.items == 0 and self.busy_since is None and half_life_s > 0:
+            if self.measured is None:
+                self.measured = (self.per_item_ms, self.batch_ms)
+            factor = 0.5 ** (idle_s / half_life_s)
             self.per_item_ms *= factor
             self.batch_ms *= factor
 
@@ -320,6 +363,7 @@ class ModelServer:
         if live:
             started = int(time.time() * 1000)
             t0 = time.perf_counter()
+            self.meter.start(len(live))
             try:
                 loop = asyncio.get_running_loop()
                 outputs = await asyncio.wait_for(
@@ -346,29 +390,34 @@ class ModelServer:
                 metrics.model_error(self.name, "error", len(live))
                 log.exception("model %s failed on a batch of %d", self.name, len(live))
                 preds += error_predictions(live, f"model error: {type(exc).__name__}: {exc}", worker)
+            finally:
+                self.meter.finish()
         out.extend(Outgoing(self.topics.predictions, dumps(p), key_bytes(p.message_id)) for p in preds)
         return out
 
     async def _report(self, consumer) -> None:
         """Publish live load for every model served here (heads share their backbone's)."""
         interval = self.app.settings.stats_interval_s
+        half_life = self.app.settings.load_forget_half_life_s
         while True:
             await asyncio.sleep(interval)
             try:
                 lag = await self.app.lag(consumer)
-                self.meter.decay_if_idle(lag)
+                self.meter.decay_if_idle(lag, interval, half_life)
                 throughput = round(self.meter.take_throughput(), 2)
+                per_item_ms, batch_ms = self.meter.live(lag)
                 now = int(time.time() * 1000)
                 loads_out = [
                     ModelLoad(
                         model_id=model_id,
                         worker=self.app.worker,
                         lag=lag,
-                        per_item_ms=round(self.meter.per_item_ms, 3),
-                        batch_ms=round(self.meter.batch_ms, 3),
+                        per_item_ms=round(per_item_ms, 3),
+                        batch_ms=round(batch_ms, 3),
                         batch_size=round(self.meter.batch_size, 2),
                         throughput=throughput,
                         errors=self.meter.errors,
+                        probe=self.meter.probe_wanted(lag),
                         ts=now,
                     )
                     for model_id in self.adapters

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterable
+from dataclasses import replace
 
 from models.scoring import STALE_LOAD_MS, Load
 from streams.app import StreamApp
@@ -16,22 +18,36 @@ log = logging.getLogger(__name__)
 
 
 class LoadView:
-    """Latest ModelLoad per (model, worker); summed per model on request."""
+    """Latest ModelLoad per (model, worker); summed per model on request.
+
+    It also remembers when this allocator last sent work to each model, so that a model
+    inviting a probe (its slowness forgotten while idle) gets one batch, not every message
+    until its next report says the probe is running.
+    """
 
     def __init__(self) -> None:
         self._latest: dict[tuple[str, str], ModelLoad] = {}
+        self._last_sent: dict[str, int] = {}
 
     def update(self, load: ModelLoad) -> None:
         self._latest[(load.model_id, load.worker)] = load
 
+    def note_sent(self, model_ids: Iterable[str], now_ms: int) -> None:
+        """This allocator published subtasks for ``model_ids`` at ``now_ms``."""
+        for model_id in model_ids:
+            self._last_sent[model_id] = now_ms
+
     def snapshot(self, now_ms: int | None = None) -> dict[str, Load]:
-        """Per model: summed lag, slowest per-item and batch latency of fresh reports."""
+        """Per model: summed lag, slowest per-item and batch latency of fresh reports; held
+        while every report invites a probe and work was sent since the newest of them."""
         now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
         out: dict[str, Load] = {}
+        probing: dict[str, bool] = {}
         for (model_id, _), rep in list(self._latest.items()):
             if now_ms - rep.ts > STALE_LOAD_MS:
                 continue
             prev = out.get(model_id)
+            probing[model_id] = probing.get(model_id, True) and rep.probe
             if prev is None:
                 out[model_id] = Load(rep.lag, rep.per_item_ms, rep.batch_ms, rep.ts)
             else:
@@ -41,6 +57,9 @@ class LoadView:
                     max(prev.batch_ms or 0.0, rep.batch_ms),
                     max(prev.ts, rep.ts),
                 )
+        for model_id, load in out.items():
+            if probing[model_id] and self._last_sent.get(model_id, -1) >= load.ts:
+                out[model_id] = replace(load, held=True)
         return out
 
 

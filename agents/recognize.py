@@ -40,8 +40,9 @@ class Raw:
 
 def route(
     planner: Planner, topics: Topics, raws: Sequence[Raw], loads: dict[str, Load], now_ms: int
-) -> list[Outgoing]:
-    """Raw input records -> everything to publish for them (plans, subtasks, dead letters)."""
+) -> tuple[list[Outgoing], set[str]]:
+    """Raw input records -> everything to publish for them (plans, subtasks, dead letters),
+    and the models that were given subtasks."""
     max_record, max_text = planner.settings.max_record_bytes, planner.settings.max_text_bytes
     out: list[Outgoing] = []
     valid: list[tuple[InputMessage, str]] = []
@@ -61,6 +62,7 @@ def route(
         origins.append(f"{raw.topic}/{raw.partition}/{raw.offset}")
     coschedule = planner.settings.coschedule
     backbone_of = {spec.id: spec.backbone if coschedule else None for spec in planner.registry}
+    used: set[str] = set()
     for planned, origin in zip(planner.plan_batch(valid, loads, now_ms), origins, strict=True):
         planned.plan.origin = origin
         key = key_bytes(planned.plan.message_id)
@@ -69,7 +71,8 @@ def route(
             Outgoing(topics.subtask_topic(st.model_id, backbone_of[st.model_id]), dumps(st), key)
             for st in planned.subtasks
         )
-    return out
+        used.update(st.model_id for st in planned.subtasks)
+    return out, used
 
 
 def build_planner(registry: Registry, settings) -> Planner:
@@ -93,8 +96,11 @@ async def run(app: StreamApp, registry: Registry) -> None:
             t0 = time.perf_counter()
             raws = [Raw(r.value, r.topic, r.partition, r.offset) for r in batch]
             now_ms = int(time.time() * 1000)
-            out = await asyncio.to_thread(route, planner, app.topics, raws, view.snapshot(now_ms), now_ms)
+            out, used = await asyncio.to_thread(
+                route, planner, app.topics, raws, view.snapshot(now_ms), now_ms
+            )
             await app.complete_batch(consumer, out, batch)
+            view.note_sent(used, now_ms)
             metrics.stage_batch("recognize", len(batch), time.perf_counter() - t0)
             metrics.published("recognize", out, app.topics)
     finally:

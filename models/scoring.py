@@ -16,6 +16,10 @@ consumers, so the ensemble's latency is its slowest member's. When no model is f
 allocation *degrades*: the model with the lowest estimated latency is used, and the plan
 says so. Because backlog is part of the estimate, load spreads across models of similar
 quality, and traffic returns to a model once its lag drains.
+
+A model that was avoided for slowness forgets it while idle (``agents.infer.Meter``) and
+invites one probe. A model *held* (a probe was sent and has not answered) counts one whole
+budget more: it is not feasible, so the probe stays one batch, not a burst.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ class Load:
     per_item_ms: float | None = None
     batch_ms: float | None = None
     ts: int = 0
+    held: bool = False  # a probe was sent to it and has not answered yet
 
 
 @dataclass(slots=True, frozen=True)
@@ -91,6 +96,8 @@ def score_model(spec: ModelSpec, budget_ms: float, load: Load | None) -> Candida
     """Score one model for one subtask (higher is better)."""
     quality, cost_penalty = _static(spec)
     est = estimate_ms(spec, load)
+    if load is not None and load.held:
+        est += budget_ms
     score = quality - LATENCY_WEIGHT * est / max(budget_ms, 1.0) - cost_penalty
     return Candidate(spec.id, quality, est, round(score, 4), est <= budget_ms)
 

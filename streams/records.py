@@ -297,6 +297,7 @@ class ModelLoad(BaseModel):
     batch_size: float
     throughput: float  # items/s over the last interval
     errors: int = 0
+    probe: bool = False  # figures forgotten while idle: send one probe batch, then wait
     ts: int
 
 

@@ -119,6 +119,11 @@ class Settings(BaseSettings):
         description="overrides of the alert thresholds (JSON object, fields of agents.alerts.AlertRules)",
     )
     stats_interval_s: float = Field(default=1.0, description="infer workers publish load this often")
+    load_forget_half_life_s: float = Field(
+        default=2.0,
+        description="an idle model's measured slowness halves this often, so the allocator tries "
+        "it again (0 = never forget)",
+    )
     data_dir: Path = Field(default=REPO_ROOT.parent / "shared" / "data", description="labelled data sets")
     data_path: Path = Field(default=REPO_ROOT / "data", description="bundled demo feeds")
     torch_threads: int | None = Field(default=None, description="torch intra-op threads")

@@ -1,0 +1,94 @@
+"""The allocator's side of load: a model that invites a probe gets one batch, then waits."""
+
+from agents.infer import Meter
+from agents.loads import LoadView
+from streams.records import ModelLoad
+
+NOW = 1_000_000
+
+
+def report(meter: Meter, lag: int, ts: int, model: str = "m", worker: str = "w") -> ModelLoad:
+    per_item, batch = meter.live(lag, now=0.0)
+    return ModelLoad(
+        model_id=model,
+        worker=worker,
+        lag=lag,
+        per_item_ms=per_item,
+        batch_ms=batch,
+        batch_size=meter.batch_size,
+        throughput=0.0,
+        probe=meter.probe_wanted(lag),
+        ts=ts,
+    )
+
+
+def slow_meter() -> Meter:
+    meter = Meter()
+    meter.observe(20, 1000.0)  # one slow batch: 1 s
+    meter.take_throughput()
+    return meter
+
+
+def test_idle_slowness_decays_by_half_life_and_invites_a_probe():
+    meter = slow_meter()
+    meter.decay_if_idle(lag=0, idle_s=2.0, half_life_s=2.0)
+    assert meter.batch_ms == 500.0 and meter.per_item_ms == 25.0
+    assert meter.probe_wanted(0)
+    assert not meter.probe_wanted(3)  # work queued: the probe is on its way
+    assert meter.live(3) == (50.0, 1000.0)  # queued: the measured figures stand
+
+
+def test_no_decay_while_busy_queued_or_just_measured():
+    meter = slow_meter()
+    meter.start(5, now=0.0)
+    meter.decay_if_idle(lag=0, idle_s=2.0, half_life_s=2.0)
+    assert meter.batch_ms == 1000.0
+    meter.finish()
+    meter.decay_if_idle(lag=4, idle_s=2.0, half_life_s=2.0)
+    assert meter.batch_ms == 1000.0
+    meter.observe(5, 1000.0)  # finished a batch in this interval
+    meter.decay_if_idle(lag=0, idle_s=2.0, half_life_s=2.0)
+    assert meter.batch_ms == 1000.0
+
+
+def test_a_running_probe_shows_the_old_figures_or_its_own_running_time():
+    meter = slow_meter()
+    meter.decay_if_idle(lag=0, idle_s=4.0, half_life_s=2.0)
+    meter.start(2, now=0.0)
+    assert not meter.probe_wanted(0)
+    assert meter.live(0, now=0.1) == (50.0, 1000.0)
+    assert meter.live(0, now=1.5) == (750.0, 1500.0)
+
+
+def test_the_probe_replaces_the_forgotten_figures():
+    meter = slow_meter()
+    meter.decay_if_idle(lag=0, idle_s=4.0, half_life_s=2.0)
+    meter.start(2, now=0.0)
+    meter.observe(2, 20.0)
+    meter.finish()
+    assert (meter.per_item_ms, meter.batch_ms) == (10.0, 20.0)  # recovered at once
+    assert not meter.probe_wanted(0)
+
+
+def test_view_holds_a_probing_model_once_work_was_sent_after_its_report():
+    meter = slow_meter()
+    meter.decay_if_idle(lag=0, idle_s=4.0, half_life_s=2.0)
+    view = LoadView()
+    view.update(report(meter, lag=0, ts=NOW))
+    assert not view.snapshot(NOW + 10)["m"].held
+    view.note_sent(["m"], NOW + 10)
+    assert view.snapshot(NOW + 20)["m"].held
+    meter.start(3, now=0.0)  # the probe runs: the next report is not a probe invitation
+    view.update(report(meter, lag=0, ts=NOW + 500))
+    load = view.snapshot(NOW + 510)["m"]
+    assert not load.held and load.batch_ms == 1000.0
+
+
+def test_view_does_not_hold_when_another_worker_serves_normally():
+    view = LoadView()
+    probing = slow_meter()
+    probing.decay_if_idle(lag=0, idle_s=4.0, half_life_s=2.0)
+    view.update(report(probing, lag=0, ts=NOW, worker="a"))
+    view.update(report(Meter(), lag=0, ts=NOW, worker="b"))
+    view.note_sent(["m"], NOW + 10)
+    assert not view.snapshot(NOW + 20)["m"].held
