@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import replace
 
 from models.scoring import STALE_LOAD_MS, Load
@@ -20,22 +20,43 @@ log = logging.getLogger(__name__)
 class LoadView:
     """Latest ModelLoad per (model, worker); summed per model on request.
 
-    It also remembers when this allocator last sent work to each model, so that a model
-    inviting a probe (its slowness forgotten while idle) gets one batch, not every message
-    until its next report says the probe is running.
+    It also remembers what this allocator sent to each model and when: a model inviting a
+    probe (its slowness forgotten while idle) gets one batch, not every message until its
+    next report says the probe is running; and the backlog used for backpressure counts the
+    subtasks sent since the model's last report.
     """
 
     def __init__(self) -> None:
         self._latest: dict[tuple[str, str], ModelLoad] = {}
-        self._last_sent: dict[str, int] = {}
+        self._sent: dict[str, list[tuple[int, int]]] = {}  # model -> [(ms, subtasks)]
 
     def update(self, load: ModelLoad) -> None:
         self._latest[(load.model_id, load.worker)] = load
 
-    def note_sent(self, model_ids: Iterable[str], now_ms: int) -> None:
-        """This allocator published subtasks for ``model_ids`` at ``now_ms``."""
-        for model_id in model_ids:
-            self._last_sent[model_id] = now_ms
+    def note_sent(self, counts: Mapping[str, int], now_ms: int) -> None:
+        """This allocator published ``counts[model]`` subtasks per model at ``now_ms``."""
+        for model_id, n in counts.items():
+            if n > 0:
+                entries = self._sent.setdefault(model_id, [])
+                entries.append((now_ms, n))
+                if entries[0][0] < now_ms - STALE_LOAD_MS:  # no report will ever cover these
+                    self._sent[model_id] = [e for e in entries if e[0] >= now_ms - STALE_LOAD_MS]
+
+    def _sent_since(self, model_id: str, ts: int) -> int:
+        """Subtasks sent at or after ``ts`` (older entries are dropped: reports cover them)."""
+        entries = [e for e in self._sent.get(model_id, ()) if e[0] >= ts]
+        self._sent[model_id] = entries
+        return sum(n for _, n in entries)
+
+    def backlog(self, now_ms: int | None = None) -> tuple[str | None, int]:
+        """The model with the most subtasks waiting (its reported lag plus what was sent to
+        it since its newest report) and that number; (None, 0) without fresh reports."""
+        worst: tuple[str | None, int] = (None, 0)
+        for model_id, load in self.snapshot(now_ms).items():
+            waiting = load.lag + self._sent_since(model_id, load.ts)
+            if waiting > worst[1]:
+                worst = (model_id, waiting)
+        return worst
 
     def snapshot(self, now_ms: int | None = None) -> dict[str, Load]:
         """Per model: summed lag, slowest per-item and batch latency of fresh reports; held
@@ -58,7 +79,8 @@ class LoadView:
                     max(prev.ts, rep.ts),
                 )
         for model_id, load in out.items():
-            if probing[model_id] and self._last_sent.get(model_id, -1) >= load.ts:
+            last_sent = max((t for t, _ in self._sent.get(model_id, ())), default=-1)
+            if probing[model_id] and last_sent >= load.ts:
                 out[model_id] = replace(load, held=True)
         return out
 

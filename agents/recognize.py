@@ -9,8 +9,11 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer
 
 from agents.loads import LoadView, follow_loads
 from agents.planning import Planner, UnknownTask, check_tasks, derive_id
@@ -40,9 +43,9 @@ class Raw:
 
 def route(
     planner: Planner, topics: Topics, raws: Sequence[Raw], loads: dict[str, Load], now_ms: int
-) -> tuple[list[Outgoing], set[str]]:
+) -> tuple[list[Outgoing], Counter[str]]:
     """Raw input records -> everything to publish for them (plans, subtasks, dead letters),
-    and the models that were given subtasks."""
+    and how many subtasks each model was given."""
     max_record, max_text = planner.settings.max_record_bytes, planner.settings.max_text_bytes
     out: list[Outgoing] = []
     valid: list[tuple[InputMessage, str]] = []
@@ -62,7 +65,7 @@ def route(
         origins.append(f"{raw.topic}/{raw.partition}/{raw.offset}")
     coschedule = planner.settings.coschedule
     backbone_of = {spec.id: spec.backbone if coschedule else None for spec in planner.registry}
-    used: set[str] = set()
+    used: Counter[str] = Counter()
     for planned, origin in zip(planner.plan_batch(valid, loads, now_ms), origins, strict=True):
         planned.plan.origin = origin
         key = key_bytes(planned.plan.message_id)
@@ -83,7 +86,8 @@ def build_planner(registry: Registry, settings) -> Planner:
 
 
 async def run(app: StreamApp, registry: Registry) -> None:
-    """The recognize loop: batch in, plans and subtasks out, commit after produce."""
+    """The recognize loop: batch in, plans and subtasks out, commit after produce; input
+    paused while a model's backlog is over ``max_model_backlog`` (backpressure)."""
     planner = build_planner(registry, app.settings)
     view = LoadView()
     follower = asyncio.create_task(follow_loads(app, view))
@@ -91,19 +95,46 @@ async def run(app: StreamApp, registry: Registry) -> None:
     s = app.settings
     try:
         async for batch in app.batches(consumer, s.batch_max, s.batch_wait_ms):
-            if not batch:
-                continue
-            t0 = time.perf_counter()
-            raws = [Raw(r.value, r.topic, r.partition, r.offset) for r in batch]
-            now_ms = int(time.time() * 1000)
-            out, used = await asyncio.to_thread(
-                route, planner, app.topics, raws, view.snapshot(now_ms), now_ms
-            )
-            await app.complete_batch(consumer, out, batch)
-            view.note_sent(used, now_ms)
-            metrics.stage_batch("recognize", len(batch), time.perf_counter() - t0)
-            metrics.published("recognize", out, app.topics)
+            if batch:
+                t0 = time.perf_counter()
+                raws = [Raw(r.value, r.topic, r.partition, r.offset) for r in batch]
+                now_ms = int(time.time() * 1000)
+                out, used = await asyncio.to_thread(
+                    route, planner, app.topics, raws, view.snapshot(now_ms), now_ms
+                )
+                await app.complete_batch(consumer, out, batch)
+                view.note_sent(used, now_ms)
+                metrics.stage_batch("recognize", len(batch), time.perf_counter() - t0)
+                metrics.published("recognize", out, app.topics)
+            apply_backpressure(consumer, view, s.max_model_backlog)
     finally:
         follower.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await follower
+
+
+def should_pause(backlog: int, limit: int) -> bool:
+    """Stop reading input while a model has ``limit`` or more subtasks waiting (0: never).
+
+    Without it, at saturation the input would be planned far ahead of the models, and every
+    planned message waits in fuse's memory for its predictions; paused, the messages wait
+    in the input topic (durable, and read in order once the backlog drains).
+    """
+    return limit > 0 and backlog >= limit
+
+
+def apply_backpressure(consumer: AIOKafkaConsumer, view: LoadView, limit: int) -> None:
+    """Pause or resume the input partitions by the worst model backlog (the consumer keeps
+    polling while paused, so it stays in its group)."""
+    model_id, backlog = view.backlog()
+    paused = consumer.paused()
+    if should_pause(backlog, limit):
+        todo = consumer.assignment() - paused
+        if todo:
+            consumer.pause(*todo)
+            metrics.backpressure(True)
+            log.info("input paused: %s has %d subtasks waiting (limit %d)", model_id, backlog, limit)
+    elif paused:
+        consumer.resume(*paused)
+        metrics.backpressure(False)
+        log.info("input resumed: largest model backlog %d (limit %d)", backlog, limit)

@@ -23,6 +23,8 @@ alerts_total                           counter    rule, severity
 windows_total                          counter    (closed windows published)
 results_total                          counter    partial ("true" | "false")
 result_latency_seconds                 histogram  recognize -> fused, per result
+input_paused                           gauge      1 while recognize holds its input back
+                                                  (a model's backlog is over the limit)
 =====================================  =========  ==============================================
 
 For infer, ``model`` is the model server's name: a model id, or ``backbone.<name>`` for the
@@ -156,6 +158,11 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             **kw,
         )
+        self.input_paused = Gauge(
+            "input_paused",
+            "1 while recognize holds its input back because a model's backlog is over the limit",
+            **kw,
+        )
         self._seen_stages: set[str] = set()
 
     # --- the API the stages call -------------------------------------------------------
@@ -174,6 +181,9 @@ class Metrics:
 
     def model_lag(self, model: str, lag: int) -> None:
         self.lag.labels(model).set(lag)
+
+    def backpressure(self, paused: bool) -> None:
+        self.input_paused.set(1 if paused else 0)
 
     def model_error(self, model: str, kind: str, n: int = 1) -> None:
         """``n`` subtasks of ``model`` answered with errors (error, timeout or expired)."""
@@ -244,6 +254,7 @@ METRICS = Metrics()
 stage_batch = METRICS.stage_batch
 model_batch = METRICS.model_batch
 model_lag = METRICS.model_lag
+backpressure = METRICS.backpressure
 model_error = METRICS.model_error
 dead_letter = METRICS.dead_letter
 alert = METRICS.alert

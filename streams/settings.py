@@ -119,6 +119,12 @@ class Settings(BaseSettings):
         description="overrides of the alert thresholds (JSON object, fields of agents.alerts.AlertRules)",
     )
     stats_interval_s: float = Field(default=1.0, description="infer workers publish load this often")
+    max_model_backlog: int = Field(
+        default=2000,
+        ge=0,
+        description="recognize stops reading input while a model has this many subtasks waiting "
+        "(0 = no limit): the messages wait in the input topic instead of in fuse's memory",
+    )
     load_forget_half_life_s: float = Field(
         default=2.0,
         description="an idle model's measured slowness halves this often, so the allocator tries "

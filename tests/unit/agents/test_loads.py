@@ -1,7 +1,13 @@
-"""The allocator's side of load: a model that invites a probe gets one batch, then waits."""
+"""The allocator's side of load: a model that invites a probe gets one batch, then waits;
+backpressure pauses the input while a model's backlog is over the limit."""
+
+import time
+
+from aiokafka.structs import TopicPartition
 
 from agents.infer import Meter
 from agents.loads import LoadView
+from agents.recognize import apply_backpressure, should_pause
 from streams.records import ModelLoad
 
 NOW = 1_000_000
@@ -76,7 +82,7 @@ def test_view_holds_a_probing_model_once_work_was_sent_after_its_report():
     view = LoadView()
     view.update(report(meter, lag=0, ts=NOW))
     assert not view.snapshot(NOW + 10)["m"].held
-    view.note_sent(["m"], NOW + 10)
+    view.note_sent({"m": 1}, NOW + 10)
     assert view.snapshot(NOW + 20)["m"].held
     meter.start(3, now=0.0)  # the probe runs: the next report is not a probe invitation
     view.update(report(meter, lag=0, ts=NOW + 500))
@@ -90,5 +96,59 @@ def test_view_does_not_hold_when_another_worker_serves_normally():
     probing.decay_if_idle(lag=0, idle_s=4.0, half_life_s=2.0)
     view.update(report(probing, lag=0, ts=NOW, worker="a"))
     view.update(report(Meter(), lag=0, ts=NOW, worker="b"))
-    view.note_sent(["m"], NOW + 10)
+    view.note_sent({"m": 1}, NOW + 10)
     assert not view.snapshot(NOW + 20)["m"].held
+
+
+def loaded_view(lag: int, ts: int = NOW) -> LoadView:
+    view = LoadView()
+    view.update(report(Meter(), lag=lag, ts=ts, model="a"))
+    view.update(report(Meter(), lag=5, ts=ts, model="b"))
+    return view
+
+
+def test_backlog_is_the_worst_model_with_what_was_sent_since_its_report():
+    view = loaded_view(lag=100)
+    view.note_sent({"a": 50, "b": 500}, NOW - 10)  # before the report: already in its lag
+    view.note_sent({"a": 30}, NOW + 10)
+    view.note_sent({"b": 200}, NOW + 20)
+    assert view.backlog(NOW + 30) == ("b", 205)
+    view.note_sent({"a": 300}, NOW + 40)
+    assert view.backlog(NOW + 50) == ("a", 430)
+
+
+def test_no_fresh_reports_means_no_backlog():
+    view = loaded_view(lag=10_000, ts=NOW)
+    assert view.backlog(NOW + 60_000) == (None, 0)
+
+
+def test_should_pause_at_the_limit_and_never_without_one():
+    assert should_pause(2000, 2000) and not should_pause(1999, 2000)
+    assert not should_pause(10**9, 0)
+
+
+class FakeConsumer:
+    def __init__(self, parts: set[TopicPartition]) -> None:
+        self.parts, self.held = parts, set()
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.parts)
+
+    def paused(self) -> set[TopicPartition]:
+        return set(self.held)
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.held |= set(tps)
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self.held -= set(tps)
+
+
+def test_input_pauses_over_the_limit_and_resumes_under_it():
+    parts = {TopicPartition("sf.in", p) for p in range(3)}
+    consumer = FakeConsumer(parts)
+    now = int(time.time() * 1000)
+    apply_backpressure(consumer, loaded_view(lag=2500, ts=now), limit=2000)
+    assert consumer.paused() == parts
+    apply_backpressure(consumer, loaded_view(lag=1500, ts=now), limit=2000)
+    assert consumer.paused() == set()
