@@ -406,6 +406,7 @@ class ModelServer:
                 self.meter.decay_if_idle(lag, interval, half_life)
                 throughput = round(self.meter.take_throughput(), 2)
                 per_item_ms, batch_ms = self.meter.live(lag)
+                measured = self.meter.measured if self.meter.probe_wanted(lag) else None
                 now = int(time.time() * 1000)
                 loads_out = [
                     ModelLoad(
@@ -417,7 +418,9 @@ class ModelServer:
                         batch_size=round(self.meter.batch_size, 2),
                         throughput=throughput,
                         errors=self.meter.errors,
-                        probe=self.meter.probe_wanted(lag),
+                        probe=measured is not None,
+                        measured_per_item_ms=round(measured[0], 3) if measured else None,
+                        measured_batch_ms=round(measured[1], 3) if measured else None,
                         ts=now,
                     )
                     for model_id in self.adapters

@@ -64,11 +64,18 @@ class LoadView:
         now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
         out: dict[str, Load] = {}
         probing: dict[str, bool] = {}
+        measured: dict[str, tuple[float, float]] = {}
         for (model_id, _), rep in list(self._latest.items()):
             if now_ms - rep.ts > STALE_LOAD_MS:
                 continue
             prev = out.get(model_id)
             probing[model_id] = probing.get(model_id, True) and rep.probe
+            if rep.probe:
+                m_item, m_batch = measured.get(model_id, (0.0, 0.0))
+                measured[model_id] = (
+                    max(m_item, rep.measured_per_item_ms or 0.0),
+                    max(m_batch, rep.measured_batch_ms or 0.0),
+                )
             if prev is None:
                 out[model_id] = Load(rep.lag, rep.per_item_ms, rep.batch_ms, rep.ts)
             else:
@@ -81,7 +88,8 @@ class LoadView:
         for model_id, load in out.items():
             last_sent = max((t for t, _ in self._sent.get(model_id, ())), default=-1)
             if probing[model_id] and last_sent >= load.ts:
-                out[model_id] = replace(load, held=True)
+                per_item, batch = measured[model_id]
+                out[model_id] = replace(load, per_item_ms=per_item, batch_ms=batch, held=True)
         return out
 
 

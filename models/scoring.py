@@ -18,8 +18,9 @@ says so. Because backlog is part of the estimate, load spreads across models of 
 quality, and traffic returns to a model once its lag drains.
 
 A model that was avoided for slowness forgets it while idle (``agents.infer.Meter``) and
-invites one probe. A model *held* (a probe was sent and has not answered) counts one whole
-budget more: it is not feasible, so the probe stays one batch, not a burst.
+invites one probe. Once a probe was sent (the load is *held*, ``agents.loads.LoadView``), the
+figures measured before the decay stand until the probe answers: a model that was slow gets
+one batch, not a burst, and one that was merely idle keeps its traffic.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class Load:
     per_item_ms: float | None = None
     batch_ms: float | None = None
     ts: int = 0
-    held: bool = False  # a probe was sent to it and has not answered yet
+    held: bool = False  # a probe was sent; the figures are the ones from before the decay
 
 
 @dataclass(slots=True, frozen=True)
@@ -96,8 +97,6 @@ def score_model(spec: ModelSpec, budget_ms: float, load: Load | None) -> Candida
     """Score one model for one subtask (higher is better)."""
     quality, cost_penalty = _static(spec)
     est = estimate_ms(spec, load)
-    if load is not None and load.held:
-        est += budget_ms
     score = quality - LATENCY_WEIGHT * est / max(budget_ms, 1.0) - cost_penalty
     return Candidate(spec.id, quality, est, round(score, 4), est <= budget_ms)
 

@@ -298,6 +298,9 @@ class ModelLoad(BaseModel):
     throughput: float  # items/s over the last interval
     errors: int = 0
     probe: bool = False  # figures forgotten while idle: send one probe batch, then wait
+    # with ``probe``: the figures measured before the decay, which stand once a probe is sent
+    measured_per_item_ms: float | None = None
+    measured_batch_ms: float | None = None
     ts: int
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -57,9 +58,9 @@ def test_slow_model_loses_traffic_and_gets_it_back(env: Env, start_worker, tmp_p
     first = _chosen(results, normal)
     during = _chosen(results, slow[len(slow) // 2 :])
     after = _chosen(results, recovered[len(recovered) // 2 :])
-    assert first.count("test-primary") == len(first)
-    assert during.count("test-fallback") >= 0.8 * len(during), during
-    assert after.count("test-primary") >= 0.8 * len(after), after
+    assert first.count("test-primary") == len(first), f"before the slowdown: {Counter(first)}"
+    assert during.count("test-fallback") >= 0.8 * len(during), f"slowed: {Counter(during)}"
+    assert after.count("test-primary") >= 0.8 * len(after), f"recovered: {Counter(after)}"
     degraded = [
         r
         for r in results

@@ -15,6 +15,7 @@ NOW = 1_000_000
 
 def report(meter: Meter, lag: int, ts: int, model: str = "m", worker: str = "w") -> ModelLoad:
     per_item, batch = meter.live(lag, now=0.0)
+    measured = meter.measured if meter.probe_wanted(lag) else None
     return ModelLoad(
         model_id=model,
         worker=worker,
@@ -23,7 +24,9 @@ def report(meter: Meter, lag: int, ts: int, model: str = "m", worker: str = "w")
         batch_ms=batch,
         batch_size=meter.batch_size,
         throughput=0.0,
-        probe=meter.probe_wanted(lag),
+        probe=measured is not None,
+        measured_per_item_ms=measured[0] if measured else None,
+        measured_batch_ms=measured[1] if measured else None,
         ts=ts,
     )
 
@@ -81,13 +84,36 @@ def test_view_holds_a_probing_model_once_work_was_sent_after_its_report():
     meter.decay_if_idle(lag=0, idle_s=4.0, half_life_s=2.0)
     view = LoadView()
     view.update(report(meter, lag=0, ts=NOW))
-    assert not view.snapshot(NOW + 10)["m"].held
+    invited = view.snapshot(NOW + 10)["m"]
+    assert not invited.held and invited.batch_ms == 250.0  # forgotten: worth a probe
     view.note_sent({"m": 1}, NOW + 10)
-    assert view.snapshot(NOW + 20)["m"].held
+    held = view.snapshot(NOW + 20)["m"]
+    assert held.held and (held.per_item_ms, held.batch_ms) == (50.0, 1000.0)  # old figures
     meter.start(3, now=0.0)  # the probe runs: the next report is not a probe invitation
     view.update(report(meter, lag=0, ts=NOW + 500))
     load = view.snapshot(NOW + 510)["m"]
     assert not load.held and load.batch_ms == 1000.0
+
+
+def test_a_model_that_was_only_idle_keeps_its_figures_when_held():
+    meter = Meter()
+    meter.observe(4, 20.0)  # fast
+    meter.take_throughput()
+    meter.decay_if_idle(lag=0, idle_s=1.0, half_life_s=2.0)
+    view = LoadView()
+    view.update(report(meter, lag=0, ts=NOW))
+    view.note_sent({"m": 1}, NOW + 10)
+    held = view.snapshot(NOW + 20)["m"]
+    assert held.held and held.batch_ms == 20.0  # as measured: still feasible, still chosen
+
+
+def test_a_never_measured_model_is_not_penalised():
+    meter = Meter()
+    meter.decay_if_idle(lag=0, idle_s=1.0, half_life_s=2.0)
+    view = LoadView()
+    view.update(report(meter, lag=0, ts=NOW))
+    view.note_sent({"m": 1}, NOW + 10)
+    assert view.snapshot(NOW + 20)["m"].batch_ms == 0.0  # the catalog's figures apply
 
 
 def test_view_does_not_hold_when_another_worker_serves_normally():

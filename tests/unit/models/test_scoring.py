@@ -64,9 +64,8 @@ def test_no_candidates():
     assert allocate("t", [], 100, {}) is None
 
 
-def test_a_held_model_is_not_feasible_until_its_probe_answers():
-    fast_again = {"best": Load(lag=0, per_item_ms=1.0, batch_ms=32.0, ts=0)}
-    assert allocate("t", [GOOD, BEST], budget_ms=2000, loads=fast_again).models[0] == "best"
-    held = {"best": Load(lag=0, per_item_ms=1.0, batch_ms=32.0, ts=0, held=True)}
-    a = allocate("t", [GOOD, BEST], budget_ms=2000, loads=held)
-    assert a.models == ["good"]
+def test_a_held_slow_model_loses_and_a_held_fast_one_keeps_its_place():
+    slow_again = {"best": Load(lag=0, per_item_ms=31.0, batch_ms=1000.0, ts=0, held=True)}
+    assert allocate("t", [GOOD, BEST], budget_ms=800, loads=slow_again).models == ["good"]
+    fast = {"best": Load(lag=0, per_item_ms=1.0, batch_ms=32.0, ts=0, held=True)}
+    assert allocate("t", [GOOD, BEST], budget_ms=2000, loads=fast).models[0] == "best"
