@@ -113,14 +113,20 @@ async def run(app: StreamApp, registry: Registry) -> None:
             await follower
 
 
-def should_pause(backlog: int, limit: int) -> bool:
-    """Stop reading input while a model has ``limit`` or more subtasks waiting (0: never).
+RESUME_SHARE = 0.75  # resume under this share of the limit, so the input does not flap
+
+
+def should_pause(backlog: int, limit: int, paused: bool = False) -> bool:
+    """Hold the input back while a model has ``limit`` or more subtasks waiting; once held,
+    until the backlog is under ``RESUME_SHARE`` of the limit (0: never hold).
 
     Without it, at saturation the input would be planned far ahead of the models, and every
     planned message waits in fuse's memory for its predictions; paused, the messages wait
     in the input topic (durable, and read in order once the backlog drains).
     """
-    return limit > 0 and backlog >= limit
+    if limit <= 0:
+        return False
+    return backlog >= (RESUME_SHARE * limit if paused else limit)
 
 
 def apply_backpressure(consumer: AIOKafkaConsumer, view: LoadView, limit: int) -> None:
@@ -128,12 +134,13 @@ def apply_backpressure(consumer: AIOKafkaConsumer, view: LoadView, limit: int) -
     polling while paused, so it stays in its group)."""
     model_id, backlog = view.backlog()
     paused = consumer.paused()
-    if should_pause(backlog, limit):
+    if should_pause(backlog, limit, paused=bool(paused)):
         todo = consumer.assignment() - paused
         if todo:
             consumer.pause(*todo)
             metrics.backpressure(True)
-            log.info("input paused: %s has %d subtasks waiting (limit %d)", model_id, backlog, limit)
+            if not paused:
+                log.info("input paused: %s has %d subtasks waiting (limit %d)", model_id, backlog, limit)
     elif paused:
         consumer.resume(*paused)
         metrics.backpressure(False)

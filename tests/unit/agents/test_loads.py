@@ -153,6 +153,11 @@ def test_should_pause_at_the_limit_and_never_without_one():
     assert not should_pause(10**9, 0)
 
 
+def test_once_paused_the_input_stays_paused_until_well_under_the_limit():
+    assert should_pause(1600, 2000, paused=True)  # under the limit, over 75% of it
+    assert not should_pause(1499, 2000, paused=True)
+
+
 class FakeConsumer:
     def __init__(self, parts: set[TopicPartition]) -> None:
         self.parts, self.held = parts, set()
@@ -176,5 +181,7 @@ def test_input_pauses_over_the_limit_and_resumes_under_it():
     now = int(time.time() * 1000)
     apply_backpressure(consumer, loaded_view(lag=2500, ts=now), limit=2000)
     assert consumer.paused() == parts
-    apply_backpressure(consumer, loaded_view(lag=1500, ts=now), limit=2000)
+    apply_backpressure(consumer, loaded_view(lag=1800, ts=now), limit=2000)
+    assert consumer.paused() == parts  # not yet: under the limit but not under 75% of it
+    apply_backpressure(consumer, loaded_view(lag=1400, ts=now), limit=2000)
     assert consumer.paused() == set()
