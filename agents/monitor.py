@@ -31,6 +31,7 @@ from agents.alerts import AlertEngine, AlertRules
 from agents.validate import Where, dead_letter
 from agents.windows import WindowTable, event_key, events_of
 from streams import metrics
+from streams.admin import partition_count
 from streams.app import Outgoing, StreamApp, batch_offsets
 from streams.codec import dumps, key_bytes, loads
 from streams.records import Result, WindowEvent
@@ -82,9 +83,9 @@ def _decode(app: StreamApp, rec: ConsumerRecord, model: type[T], dlq: list[Outgo
 class PartitionState:
     """One event partition's windows and alert state, restorable from the changelog."""
 
-    def __init__(self, app: StreamApp, rules: AlertRules) -> None:
+    def __init__(self, app: StreamApp, rules: AlertRules, source_partitions: int) -> None:
         s = app.settings
-        self.table = WindowTable(s.window_size_s, s.window_hop_s, s.window_grace_s)
+        self.table = WindowTable(s.window_size_s, s.window_hop_s, s.window_grace_s, source_partitions)
         self.engine = AlertEngine(rules, s.window_size_s * 1000)
 
     def restore(self, key: str, state: dict[str, Any] | None, wall_ms: int) -> None:
@@ -96,10 +97,11 @@ class PartitionState:
 
 
 async def restore_partitions(
-    app: StreamApp, rules: AlertRules, partitions: set[int]
+    app: StreamApp, rules: AlertRules, partitions: set[int], source_partitions: int
 ) -> dict[int, PartitionState]:
-    """Rebuild the given partitions' state from the changelog (latest entry per key)."""
-    states = {p: PartitionState(app, rules) for p in partitions}
+    """Rebuild the given partitions' state from the changelog (latest entry per key);
+    ``source_partitions``: how many partitions sf.results has (the watermark waits for each)."""
+    states = {p: PartitionState(app, rules, source_partitions) for p in partitions}
     starts: dict[TopicPartition, int | None] = {
         TopicPartition(app.topics.monitor_changelog, p): None for p in partitions
     }
@@ -132,6 +134,9 @@ async def aggregate(app: StreamApp, rules: AlertRules | None = None) -> None:
     rules = rules or AlertRules(**s.alert_rules)
     states: dict[int, PartitionState] = {}
     consumer = None
+    # Every table's watermark waits for each sf.results partition (or its idleness timeout);
+    # the topic's own count, as it may predate the partitions setting.
+    sources = await partition_count(s, app.topics.results) or s.partitions
 
     async def on_revoked(revoked: set[TopicPartition]) -> None:
         for tp in revoked:
@@ -146,7 +151,7 @@ async def aggregate(app: StreamApp, rules: AlertRules | None = None) -> None:
         # us) records of a new partition while that callback is still running.
         assigned = {tp.partition for tp in consumer.assignment()}
         if assigned - states.keys():
-            restored = await restore_partitions(app, rules, assigned - states.keys())
+            restored = await restore_partitions(app, rules, assigned - states.keys(), sources)
             states.update(restored)
             log.info(
                 "restored partition(s) %s: %d open windows in %.2fs",

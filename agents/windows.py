@@ -209,19 +209,33 @@ class WindowTable:
     ``idle_timeout_ms`` stops holding it back, and once all are quiet it advances with the
     wall clock, so the last windows close when a feed stops. Events behind the watermark
     are late: counted, not added.
+
+    As in Flink, a channel that has sent nothing yet holds the watermark at its minimum:
+    until each of the ``source_partitions`` has been seen, or has idled out (no event from
+    it for ``idle_timeout_ms`` since the table's event time started or was restored), there
+    is no watermark. Otherwise the first event of a partition not seen yet, older than the
+    others, would be late. The watermark never falls back below the end of a window
+    already closed (``closed_upto``, kept in the changelog), so a hold after a restore
+    never reopens a window that was published.
     """
 
     META = "meta"
 
-    def __init__(self, size_s: int, hop_s: int, grace_s: int) -> None:
+    def __init__(self, size_s: int, hop_s: int, grace_s: int, source_partitions: int = 1) -> None:
         self.size_ms = size_s * 1000
         self.hop_ms = hop_s * 1000
         self.grace_ms = grace_s * 1000
         self.idle_timeout_ms = max(self.grace_ms, 2_000)
+        self.source_partitions = source_partitions  # of sf.results (0..n-1)
         self.open: dict[WindowKey, Window] = {}
-        self.max_ts_by_part: dict[int, int] = {}
+        self.max_ts_by_part: dict[int, int] = {}  # its keys: the source partitions seen
         self.wall_by_part: dict[int, int] = {}
         self.last_event_wall_ms: int | None = None
+        # When the idle clock of a partition not seen yet starts: the first event, or a
+        # restore (a table may exist long before its first event; counting from then would
+        # idle every partition out before the feed begins).
+        self.started_wall_ms: int | None = None
+        self.closed_upto: int | None = None  # the latest end of a window closed
         self.late = 0
         self._dirty: set[WindowKey] = set()
         self._closed: set[WindowKey] = set()
@@ -231,9 +245,24 @@ class WindowTable:
     def max_ts(self) -> int | None:
         return max(self.max_ts_by_part.values(), default=None)
 
+    def unseen_pending(self, wall_ms: int) -> bool:
+        """Whether a source partition not seen yet still holds the watermark back (it has
+        not idled out since the table's event time started)."""
+        if self.started_wall_ms is None or wall_ms - self.started_wall_ms > self.idle_timeout_ms:
+            return False
+        return any(p not in self.max_ts_by_part for p in range(self.source_partitions))
+
     def watermark(self, wall_ms: int) -> int | None:
         """Event time up to which this partition's windows are complete."""
-        if not self.max_ts_by_part or self.last_event_wall_ms is None:
+        wm = self._source_watermark(wall_ms)
+        if wm is None or self.closed_upto is None:
+            return wm if wm is not None else self.closed_upto
+        return max(wm, self.closed_upto)
+
+    def _source_watermark(self, wall_ms: int) -> int | None:
+        """The watermark from the source partitions alone (may fall back, e.g. when an idle
+        partition becomes active again)."""
+        if not self.max_ts_by_part or self.last_event_wall_ms is None or self.unseen_pending(wall_ms):
             return None
         active = [
             ts
@@ -253,6 +282,8 @@ class WindowTable:
         self.max_ts_by_part[part] = max(self.max_ts_by_part.get(part, ev.ts), ev.ts)
         self.wall_by_part[part] = wall_ms
         self.last_event_wall_ms = wall_ms
+        if self.started_wall_ms is None:
+            self.started_wall_ms = wall_ms
         self._meta_dirty = True
         taken = 0
         behind = 0
@@ -286,6 +317,11 @@ class WindowTable:
             self._dirty.discard(k)
             self._closed.add(k)
             out.append(Closed(w, w.stats(wall_ms)))
+        if out:
+            end = max(c.window.end_ms for c in out)
+            if self.closed_upto is None or end > self.closed_upto:
+                self.closed_upto = end
+                self._meta_dirty = True
         return out
 
     def changes(self) -> list[tuple[str, dict[str, Any] | None]]:
@@ -296,7 +332,8 @@ class WindowTable:
         out: list[tuple[str, dict[str, Any] | None]] = []
         if self._meta_dirty:
             parts = {str(p): ts for p, ts in self.max_ts_by_part.items()}  # JSON keys are strings
-            out.append((self.META, {"max_ts_by_part": parts, "late": self.late}))
+            meta = {"max_ts_by_part": parts, "late": self.late, "closed_upto": self.closed_upto}
+            out.append((self.META, meta))
         out += [(window_state_key(k), self.open[k].to_state()) for k in sorted(self._dirty, key=str)]
         out += [(window_state_key(k), None) for k in sorted(self._closed, key=str)]
         self._dirty.clear()
@@ -308,11 +345,14 @@ class WindowTable:
         """Apply one changelog entry (the latest per key wins); False if not a window entry."""
         if key == self.META:
             if state is not None:
-                # JSON keys are strings; every source partition counts as active again
+                # JSON keys are strings; every source partition counts as active again, and
+                # those not seen before have the idleness timeout from now to show up
                 self.max_ts_by_part = {int(p): ts for p, ts in state["max_ts_by_part"].items()}
                 self.wall_by_part = dict.fromkeys(self.max_ts_by_part, wall_ms)
                 self.late = int(state.get("late", 0))
+                self.closed_upto = state.get("closed_upto")  # absent in older changelogs
                 self.last_event_wall_ms = wall_ms
+                self.started_wall_ms = wall_ms
             return True
         if not key.startswith("w|"):
             return False

@@ -76,6 +76,20 @@ def _new_topic(settings: Settings, topics: Topics, name: str) -> NewTopic:
     return NewTopic(name, settings.partitions, settings.replication)
 
 
+async def partition_count(settings: Settings, topic: str) -> int | None:
+    """The number of partitions ``topic`` has on the broker (None if it does not exist)."""
+    admin = AIOKafkaAdminClient(**settings.client_kwargs(), request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        # every topic (None): naming one in a metadata request may auto-create it
+        for t in await admin.describe_topics(None):
+            if t["topic"] == topic and t["error_code"] == 0 and t["partitions"]:
+                return len(t["partitions"])
+        return None
+    finally:
+        await admin.close()
+
+
 async def _wait_visible(admin: AIOKafkaAdminClient, names: list[str], timeout: float = 30) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

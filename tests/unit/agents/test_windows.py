@@ -101,11 +101,56 @@ def test_a_partial_changelog_write_never_drops_an_unclosed_window():
     assert changes[-1][1] is None
 
 
+def at(e: WindowEvent, part: int) -> WindowEvent:
+    """The event as read from sf.results partition ``part``."""
+    return e.model_copy(update={"src_partition": part})
+
+
 def test_watermark_follows_the_slowest_active_source_partition():
-    table = WindowTable(size_s=60, hop_s=60, grace_s=0)
-    table.add(ev("fast", 200_000).model_copy(update={"src_partition": 1}), 0, 0)
-    table.add(ev("slow", 1_000).model_copy(update={"src_partition": 2}), 1, 0)
-    assert table.watermark(0) == 1_000  # source partition 2 is behind: nothing closes yet
-    assert table.add(ev("late-but-fine", 2_000).model_copy(update={"src_partition": 2}), 2, 0) > 0
-    # once partition 2 is idle past the timeout, it no longer holds the watermark back
+    table = WindowTable(size_s=60, hop_s=60, grace_s=0, source_partitions=2)
+    table.add(at(ev("fast", 200_000), 0), 0, 0)
+    table.add(at(ev("slow", 1_000), 1), 1, 0)
+    assert table.watermark(0) == 1_000  # every partition seen: the slowest one, 1, holds it
+    assert table.add(at(ev("late-but-fine", 2_000), 1), 2, 0) > 0
+    # once partition 1 is idle past the timeout, it no longer holds the watermark back
     assert table.watermark(5_000) >= 200_000
+
+
+def test_an_unseen_source_partition_holds_the_watermark_until_it_shows_up():
+    table = WindowTable(size_s=60, hop_s=60, grace_s=0, source_partitions=2)
+    table.add(at(ev("fast", 200_000), 0), 0, 0)
+    assert table.watermark(1_000) is None  # partition 1 has sent nothing yet
+    assert table.close_due(1_000) == []
+    # its first event, far behind partition 0, is counted, not late
+    assert table.add(at(ev("first-of-1", 1_000), 1), 1, 1_000) == 1
+    assert table.late == 0
+    assert table.watermark(1_000) == 1_000  # both seen: the minimum, as before
+
+
+def test_an_unseen_source_partition_that_idles_out_no_longer_holds_the_watermark():
+    table = WindowTable(size_s=60, hop_s=60, grace_s=0, source_partitions=2)
+    table.add(at(ev("a", 200_000), 0), 0, 0)
+    assert table.watermark(table.idle_timeout_ms) is None
+    table.add(at(ev("b", 200_001), 0), 1, table.idle_timeout_ms)  # partition 0 stays active
+    # partition 1: nothing for the idleness timeout since the table's first event
+    assert table.watermark(table.idle_timeout_ms + 1) == 200_001
+    assert table.add(at(ev("too-late", 1_000), 1), 2, table.idle_timeout_ms + 1) == 0
+    assert table.late == 1
+
+
+def test_a_restored_table_waits_for_unseen_partitions_but_never_reopens_a_closed_window():
+    table = WindowTable(size_s=60, hop_s=60, grace_s=0, source_partitions=2)
+    table.add(at(ev("a", 1_000), 0), 0, 0)
+    table.add(at(ev("b", 130_000), 0), 1, 3_000)  # partition 1 idled out: [0, 60 s) closes
+    (closed,) = table.close_due(3_000)
+    assert closed.window.start_ms == 0
+    log = dict(table.changes())
+
+    restored = WindowTable(size_s=60, hop_s=60, grace_s=0, source_partitions=2)
+    for key, state in log.items():  # through JSON, as the changelog stores it
+        restored.restore(key, orjson.loads(orjson.dumps(state)) if state is not None else None, 10_000)
+    # partition 1 gets the idleness timeout again from the restore, but what closed stays closed
+    assert restored.watermark(10_000) == 60_000
+    assert restored.add(at(ev("a", 1_000), 0), 0, 10_000) == 0  # a replay: not a new window
+    assert restored.add(at(ev("c", 70_000), 1), 2, 10_500) == 1  # behind partition 0, not late
+    assert restored.close_due(10_500) == []
