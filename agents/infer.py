@@ -271,8 +271,10 @@ class ModelServer:
         adapters: dict[str, Adapter],
         backbone: str | None = None,
         latency_ms: Mapping[int, float] | None = None,
+        gate: asyncio.Semaphore | None = None,
     ) -> None:
         self.app = app
+        self.gate = gate  # shared by the servers of one process: batches computing at once
         self.adapters = adapters
         self.backbone = backbone
         self.name = f"backbone.{backbone}" if backbone else next(iter(adapters))
@@ -361,39 +363,45 @@ class ModelServer:
         )
         metrics.model_error(self.name, "expired", len(expired))
         if live:
-            started = int(time.time() * 1000)
-            t0 = time.perf_counter()
-            self.meter.start(len(live))
-            try:
-                loop = asyncio.get_running_loop()
-                outputs = await asyncio.wait_for(
-                    loop.run_in_executor(self.executor, run_models, live, self.adapters, self.backbone),
-                    self.app.settings.model_timeout_s,
-                )
-                if len(outputs) != len(live):
-                    raise RuntimeError(f"model returned {len(outputs)} outputs for {len(live)} inputs")
-                elapsed = (time.perf_counter() - t0) * 1000
-                self.meter.observe(len(live), elapsed)
-                metrics.model_batch(self.name, len(live), elapsed / 1000)
-                preds += to_predictions(live, outputs, worker=worker, model_ms=elapsed, started_ms=started)
-            except TimeoutError:
-                timeout = self.app.settings.model_timeout_s
-                self.meter.errors += len(live)
-                metrics.model_error(self.name, "timeout", len(live))
-                log.error("model %s timed out after %.1fs", self.name, timeout)
-                preds += error_predictions(live, f"timeout after {timeout:g}s", worker)
-                # The hung call keeps its thread; give the next batches a fresh one.
-                self.executor.shutdown(wait=False, cancel_futures=True)
-                self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{self.name}")
-            except Exception as exc:
-                self.meter.errors += len(live)
-                metrics.model_error(self.name, "error", len(live))
-                log.exception("model %s failed on a batch of %d", self.name, len(live))
-                preds += error_predictions(live, f"model error: {type(exc).__name__}: {exc}", worker)
-            finally:
-                self.meter.finish()
+            async with self.gate or contextlib.nullcontext():
+                preds += await self._predict(live, worker)
         out.extend(Outgoing(self.topics.predictions, dumps(p), key_bytes(p.message_id)) for p in preds)
         return out
+
+    async def _predict(self, live: list[Subtask], worker: str) -> list[Prediction]:
+        """Run the model thread on ``live`` under the timeout: predictions, or error ones."""
+        started = int(time.time() * 1000)
+        t0 = time.perf_counter()
+        self.meter.start(len(live))
+        try:
+            loop = asyncio.get_running_loop()
+            outputs = await asyncio.wait_for(
+                loop.run_in_executor(self.executor, run_models, live, self.adapters, self.backbone),
+                self.app.settings.model_timeout_s,
+            )
+            if len(outputs) != len(live):
+                raise RuntimeError(f"model returned {len(outputs)} outputs for {len(live)} inputs")
+            elapsed = (time.perf_counter() - t0) * 1000
+            self.meter.observe(len(live), elapsed)
+            metrics.model_batch(self.name, len(live), elapsed / 1000)
+            return to_predictions(live, outputs, worker=worker, model_ms=elapsed, started_ms=started)
+        except TimeoutError:
+            timeout = self.app.settings.model_timeout_s
+            self.meter.errors += len(live)
+            metrics.model_error(self.name, "timeout", len(live))
+            log.error("model %s timed out after %.1fs", self.name, timeout)
+            preds = error_predictions(live, f"timeout after {timeout:g}s", worker)
+            # The hung call keeps its thread; give the next batches a fresh one.
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{self.name}")
+        except Exception as exc:
+            self.meter.errors += len(live)
+            metrics.model_error(self.name, "error", len(live))
+            log.exception("model %s failed on a batch of %d", self.name, len(live))
+            preds = error_predictions(live, f"model error: {type(exc).__name__}: {exc}", worker)
+        finally:
+            self.meter.finish()
+        return preds
 
     async def _report(self, consumer) -> None:
         """Publish live load for every model served here (heads share their backbone's)."""
@@ -440,6 +448,10 @@ def servers_for(
 ) -> list[ModelServer]:
     """One server per model without a backbone, one per backbone for the heads on it."""
     servers: list[ModelServer] = []
+    # Every server computes in its own thread, and torch gives each thread its own
+    # intra-op pool: on a few cores, concurrent batches oversubscribe them.
+    limit = app.settings.model_concurrency
+    gate = asyncio.Semaphore(limit) if limit > 0 else None
     heads: dict[str, dict[str, Adapter]] = defaultdict(dict)
     curves: dict[str, list[dict[int, float]]] = defaultdict(list)
     for spec in specs:
@@ -447,9 +459,11 @@ def servers_for(
             heads[spec.backbone][spec.id] = adapters[spec.id]
             curves[spec.backbone].append(catalog_curve(spec))
         else:
-            servers.append(ModelServer(app, {spec.id: adapters[spec.id]}, latency_ms=catalog_curve(spec)))
+            servers.append(
+                ModelServer(app, {spec.id: adapters[spec.id]}, latency_ms=catalog_curve(spec), gate=gate)
+            )
     servers.extend(
-        ModelServer(app, group, backbone, latency_ms=slowest_curve(curves[backbone]))
+        ModelServer(app, group, backbone, latency_ms=slowest_curve(curves[backbone]), gate=gate)
         for backbone, group in heads.items()
     )
     return servers

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from streams.admin import ensure_topics, model_topics
 from streams.app import StreamApp, current_role
+from streams.memory import trim_loop
 from streams.metrics import start_metrics_server
 from streams.settings import Settings
 
@@ -63,6 +64,7 @@ async def run_worker(settings: Settings, spec: RoleSpec, worker: str | None = No
     await _retry(app, "connect", lambda: _connect(app, registry))
     metrics_server = start_metrics_server(settings)
     tasks: list[asyncio.Task[None]] = []
+    trimmer = asyncio.create_task(trim_loop(settings.malloc_trim_s), name="malloc-trim")
     try:
         if "recognize" in spec.roles:
             from agents import recognize
@@ -121,6 +123,7 @@ async def run_worker(settings: Settings, spec: RoleSpec, worker: str | None = No
             if t is not stop_wait and t.exception() is not None:
                 raise t.exception()  # type: ignore[misc]
     finally:
+        trimmer.cancel()
         app.stopping.set()
         if tasks:  # let each loop finish and commit its current batch
             await asyncio.wait(tasks, timeout=5)

@@ -574,6 +574,12 @@ def _stream_eval_table(r: dict) -> Table:
 @click.option("--naive-messages", default=2_000, show_default=True)
 @click.option("--load-seconds", default=30.0, show_default=True, help="length of each load run")
 @click.option("--scale-messages", default=2_400, show_default=True)
+@click.option(
+    "--scale-hold-ms",
+    default=250,
+    show_default=True,
+    help="the scale-out test model holds each batch of 8 this long",
+)
 @click.option("--out", type=click.Path(), default=None, help="folder for JSON, PNG and logs")
 @click.option("--json", "as_json", is_flag=True)
 def bench(
@@ -581,6 +587,7 @@ def bench(
     naive_messages: int,
     load_seconds: float,
     scale_messages: int,
+    scale_hold_ms: int,
     out: str | None,
     as_json: bool,
 ) -> None:
@@ -596,6 +603,7 @@ def bench(
                 naive_messages=naive_messages,
                 load_seconds=load_seconds,
                 scale_messages=scale_messages,
+                scale_hold_ms=scale_hold_ms,
                 out_dir=Path(out) if out else s.state_dir / "bench",
                 console=err,
             )
@@ -604,6 +612,53 @@ def bench(
         _json_out(report)
         return
     console.print(_bench_table(report))
+
+
+@main.command("bench-compare")
+@click.argument("setting")
+@click.option("--rate", type=float, default=None, help="msg/s to produce at (default: as fast as it goes)")
+@click.option("--messages", default=660, show_default=True, help="messages per run")
+@click.option("--rounds", default=2, show_default=True, help="runs per value, alternating")
+@click.option("--out", type=click.Path(), default=None, help="folder for JSON and logs")
+@click.option("--json", "as_json", is_flag=True)
+def bench_compare(
+    setting: str, rate: float | None, messages: int, rounds: int, out: str | None, as_json: bool
+) -> None:
+    """A/B one setting on the real pipeline: SETTING is NAME=V1,V2 (e.g. model_concurrency=0,1).
+
+    Runs alternate between the values (a fresh pipeline each), with the bench's layout."""
+    from agents.bench_compare import parse_setting, run_compare
+
+    try:
+        name, values = parse_setting(setting)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="SETTING") from exc
+    s = get_settings()
+    with _broker_if_needed(s):
+        report = asyncio.run(
+            run_compare(
+                s,
+                setting=name,
+                values=values,
+                rate=rate,
+                messages=messages,
+                rounds=rounds,
+                out_dir=Path(out) if out else s.state_dir / "bench",
+                console=err,
+            )
+        )
+    if as_json:
+        _json_out(report)
+        return
+    t = Table(title=f"{name}: {messages} messages per run at {rate or 'full'} msg/s, median of {rounds}")
+    for col in ("value", "msg/s", "p50 ms", "p95 ms", "p99 ms", "worst RSS growth"):
+        t.add_column(col)
+    for v, m in report["summary"].items():
+        growth = "-" if m["max_rss_growth"] is None else f"{m['max_rss_growth']:+.1%}"
+        lat = [f"{m[p]:.0f}" for p in ("p50", "p95", "p99")]
+        t.add_row(v, f"{m['throughput']:.1f}", *lat, growth)
+    console.print(t)
+    console.print(f"written: {report['file']}")
 
 
 def _bench_table(r: dict) -> Table:
@@ -629,7 +684,13 @@ def _bench_table(r: dict) -> Table:
             )
             for k, v in r["load"].items()
         ],
-        *[(f"scale-out, {k} infer worker(s)", f"{v['throughput']} msg/s") for k, v in r["scale_out"].items()],
+        *[
+            (
+                f"scale-out, {k} infer worker(s)",
+                f"{v['throughput']} msg/s, CPU {v.get('cpu_busy') or 0:.0%} busy",
+            )
+            for k, v in r["scale_out"].items()
+        ],
         *(
             [
                 ("saturation, exactly-once", f"{r['exactly_once']['throughput']} msg/s"),

@@ -5,11 +5,7 @@ from streams.topics import Topics
 
 def test_names_carry_the_prefix():
     t = Topics("x.")
-    assert (
-        t.input == "x.in"
-        and t.results == "x.results"
-        and t.model("vader-fin") == "x.model.vader-fin"
-    )
+    assert t.input == "x.in" and t.results == "x.results" and t.model("vader-fin") == "x.model.vader-fin"
     assert t.tail_target("dlq") == "x.dlq"
 
 
