@@ -152,7 +152,7 @@ class Settings(BaseSettings):
         default=10.0,
         ge=0,
         description="every worker hands freed heap memory back to the OS this often "
-        "(glibc malloc_trim; 0 = never): the infer process ended 6,000 messages 270 MB smaller "
+        "(glibc malloc_trim; 0 = never): the infer process ended 6,000 messages about 290 MB smaller "
         "(`streamfuse bench-compare malloc_trim_s=0,10 --messages 6000`)",
     )
     model_concurrency: int = Field(
