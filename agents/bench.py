@@ -69,6 +69,11 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": round(qs[49], 1), "p95": round(qs[94], 1), "p99": round(qs[98], 1)}
 
 
+# The recommended layout for 2 cores: the models in one process, the light stages in another.
+LAYOUT = ["infer", "recognize,fuse,monitor"]
+WORKER_ENV = {"STREAMFUSE_TORCH_THREADS": "2"}
+
+
 @dataclass
 class RunResult:
     name: str
@@ -344,8 +349,7 @@ async def run_bench(
     console.print("[bold]1/6 ceiling[/] (in-process, no Kafka)")
     report["ceiling"] = await asyncio.to_thread(ceiling, settings, min(messages, 1000))
     report["allocation_ms_per_message"] = allocation_overhead(settings)
-    layout = ["infer", "recognize,fuse,monitor"]
-    env = {"STREAMFUSE_TORCH_THREADS": "2"}
+    layout, env = LAYOUT, WORKER_ENV
 
     console.print(f"[bold]2/6 saturation[/]: {messages} messages, layout {layout}")
     async with running(settings, layout, env, logs, console) as pipe:

@@ -17,11 +17,8 @@ from typing import Any
 
 import orjson
 
-from agents.bench import memory_growth, message_mix, running
+from agents.bench import LAYOUT, WORKER_ENV, memory_growth, message_mix, running
 from streams.settings import Settings
-
-LAYOUT = ["infer", "recognize,fuse,monitor"]
-BASE_ENV = {"STREAMFUSE_TORCH_THREADS": "2"}
 
 
 def parse_setting(spec: str) -> tuple[str, list[str]]:
@@ -65,7 +62,7 @@ async def run_compare(
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in values}
     for i in range(rounds):
         for value in values:
-            env = {**BASE_ENV, setting: value}
+            env = {**WORKER_ENV, setting: value}
             label = f"{setting}={value} #{i + 1}"
             console.print(f"[bold]{label}[/]: {messages} messages at {rate or 'full'} msg/s")
             async with running(settings, LAYOUT, env, out_dir / "logs", console) as pipe:

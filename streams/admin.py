@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -48,11 +48,20 @@ def model_topics(topics: Topics, specs: Iterable[object]) -> list[str]:
     )
 
 
-async def ensure_topics(settings: Settings, names: Iterable[str]) -> list[str]:
-    """Create the missing topics; returns the names that were created."""
+@contextlib.asynccontextmanager
+async def _admin(settings: Settings) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client, closed on exit."""
     admin = AIOKafkaAdminClient(**settings.client_kwargs(), request_timeout_ms=30_000)
     await admin.start()
     try:
+        yield admin
+    finally:
+        await admin.close()
+
+
+async def ensure_topics(settings: Settings, names: Iterable[str]) -> list[str]:
+    """Create the missing topics; returns the names that were created."""
+    async with _admin(settings) as admin:
         existing = set(await admin.list_topics())
         missing = [n for n in dict.fromkeys(names) if n not in existing]
         if not missing:
@@ -64,8 +73,6 @@ async def ensure_topics(settings: Settings, names: Iterable[str]) -> list[str]:
         await _wait_visible(admin, missing)
         log.info("created topics: %s", ", ".join(missing))
         return missing
-    finally:
-        await admin.close()
 
 
 def _new_topic(settings: Settings, topics: Topics, name: str) -> NewTopic:
@@ -78,16 +85,12 @@ def _new_topic(settings: Settings, topics: Topics, name: str) -> NewTopic:
 
 async def partition_count(settings: Settings, topic: str) -> int | None:
     """The number of partitions ``topic`` has on the broker (None if it does not exist)."""
-    admin = AIOKafkaAdminClient(**settings.client_kwargs(), request_timeout_ms=30_000)
-    await admin.start()
-    try:
+    async with _admin(settings) as admin:
         # every topic (None): naming one in a metadata request may auto-create it
         for t in await admin.describe_topics(None):
             if t["topic"] == topic and t["error_code"] == 0 and t["partitions"]:
                 return len(t["partitions"])
         return None
-    finally:
-        await admin.close()
 
 
 async def _wait_visible(admin: AIOKafkaAdminClient, names: list[str], timeout: float = 30) -> None:

@@ -7,7 +7,9 @@ import contextlib
 import logging
 import os
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
@@ -16,7 +18,7 @@ from rich.live import Live
 from rich.table import Table
 
 from streams import broker as local_broker
-from streams.settings import get_settings
+from streams.settings import Settings, get_settings
 
 console = Console(stderr=False)
 err = Console(stderr=True)
@@ -594,24 +596,36 @@ def bench(
     """Performance harness: ceiling, saturation, naive baseline, load, scale-out, stages."""
     from agents.bench import run_bench
 
+    def start(s: Settings, out_dir: Path) -> Coroutine[Any, Any, dict]:
+        return run_bench(
+            s,
+            messages=messages,
+            naive_messages=naive_messages,
+            load_seconds=load_seconds,
+            scale_messages=scale_messages,
+            scale_hold_ms=scale_hold_ms,
+            out_dir=out_dir,
+            console=err,
+        )
+
+    _run_report(start, out, as_json, _bench_table)
+
+
+def _run_report(
+    start: Callable[[Settings, Path], Coroutine[Any, Any, dict]],
+    out: str | None,
+    as_json: bool,
+    table: Callable[[dict], Table],
+) -> None:
+    """Run a benchmark coroutine on the broker (the local one if none is configured), then
+    print its report as JSON or as a table. Files go to ``out``, else ``<state>/bench``."""
     s = get_settings()
     with _broker_if_needed(s):
-        report = asyncio.run(
-            run_bench(
-                s,
-                messages=messages,
-                naive_messages=naive_messages,
-                load_seconds=load_seconds,
-                scale_messages=scale_messages,
-                scale_hold_ms=scale_hold_ms,
-                out_dir=Path(out) if out else s.state_dir / "bench",
-                console=err,
-            )
-        )
+        report = asyncio.run(start(s, Path(out) if out else s.state_dir / "bench"))
     if as_json:
         _json_out(report)
-        return
-    console.print(_bench_table(report))
+    else:
+        console.print(table(report))
 
 
 @main.command("bench-compare")
@@ -633,32 +647,35 @@ def bench_compare(
         name, values = parse_setting(setting)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="SETTING") from exc
-    s = get_settings()
-    with _broker_if_needed(s):
-        report = asyncio.run(
-            run_compare(
-                s,
-                setting=name,
-                values=values,
-                rate=rate,
-                messages=messages,
-                rounds=rounds,
-                out_dir=Path(out) if out else s.state_dir / "bench",
-                console=err,
-            )
+
+    def start(s: Settings, out_dir: Path) -> Coroutine[Any, Any, dict]:
+        return run_compare(
+            s,
+            setting=name,
+            values=values,
+            rate=rate,
+            messages=messages,
+            rounds=rounds,
+            out_dir=out_dir,
+            console=err,
         )
-    if as_json:
-        _json_out(report)
-        return
-    t = Table(title=f"{name}: {messages} messages per run at {rate or 'full'} msg/s, median of {rounds}")
+
+    _run_report(start, out, as_json, _compare_table)
+
+
+def _compare_table(r: dict) -> Table:
+    t = Table(
+        title=f"{r['setting']}: {r['messages']} messages per run at {r['rate'] or 'full'} msg/s, "
+        f"median of {r['rounds']}",
+        caption=f"written: {r['file']}",
+    )
     for col in ("value", "msg/s", "p50 ms", "p95 ms", "p99 ms", "worst RSS growth"):
         t.add_column(col)
-    for v, m in report["summary"].items():
+    for v, m in r["summary"].items():
         growth = "-" if m["max_rss_growth"] is None else f"{m['max_rss_growth']:+.1%}"
         lat = [f"{m[p]:.0f}" for p in ("p50", "p95", "p99")]
         t.add_row(v, f"{m['throughput']:.1f}", *lat, growth)
-    console.print(t)
-    console.print(f"written: {report['file']}")
+    return t
 
 
 def _bench_table(r: dict) -> Table:
