@@ -443,13 +443,28 @@ class ModelServer:
                 log.warning("load report for %s failed: %s", self.name, exc)
 
 
+# Adapters that compute with torch (a MiniLM forward pass); only they take the compute gate.
+TORCH_ADAPTERS = frozenset({"minilm_head", "minilm_lora", "kb_retrieval"})
+
+
+def uses_torch(spec: ModelSpec) -> bool:
+    """Whether the model's batches run torch: a head on a backbone or a torch adapter."""
+    return spec.backbone is not None or spec.adapter in TORCH_ADAPTERS
+
+
 def servers_for(
     app: StreamApp, specs: Sequence[ModelSpec], adapters: Mapping[str, Adapter]
 ) -> list[ModelServer]:
-    """One server per model without a backbone, one per backbone for the heads on it."""
+    """One server per model without a backbone, one per backbone for the heads on it.
+
+    The torch models share one compute gate (``model_concurrency``): every server computes
+    in its own thread, and torch gives each thread its own intra-op pool, so on a few cores
+    concurrent batches oversubscribe them. Lexicon, rule and linear models stay outside the
+    gate: they are single-threaded and fast, and behind the gate their batches waited for
+    MiniLM batches, which under overload is where degraded traffic goes
+    (``streamfuse chaos --overload``).
+    """
     servers: list[ModelServer] = []
-    # Every server computes in its own thread, and torch gives each thread its own
-    # intra-op pool: on a few cores, concurrent batches oversubscribe them.
     limit = app.settings.model_concurrency
     gate = asyncio.Semaphore(limit) if limit > 0 else None
     heads: dict[str, dict[str, Adapter]] = defaultdict(dict)
@@ -459,8 +474,9 @@ def servers_for(
             heads[spec.backbone][spec.id] = adapters[spec.id]
             curves[spec.backbone].append(catalog_curve(spec))
         else:
+            own_gate = gate if uses_torch(spec) else None
             servers.append(
-                ModelServer(app, {spec.id: adapters[spec.id]}, latency_ms=catalog_curve(spec), gate=gate)
+                ModelServer(app, {spec.id: adapters[spec.id]}, latency_ms=catalog_curve(spec), gate=own_gate)
             )
     servers.extend(
         ModelServer(app, group, backbone, latency_ms=slowest_curve(curves[backbone]), gate=gate)

@@ -399,6 +399,13 @@ def _fit(
     return TrainResult(model, best[1], history, best[3], time.monotonic() - t0)
 
 
+def train_device() -> torch.device:
+    """Where training runs: the GPU when there is one (``models.encoder.select_device``)."""
+    from models.encoder import select_device
+
+    return torch.device(select_device())
+
+
 def train_sequence(
     texts: list[str],
     y: np.ndarray,
@@ -413,7 +420,7 @@ def train_sequence(
     macro-F1."""
     from sklearn.metrics import f1_score
 
-    device = torch.device("cpu")
+    device = train_device()
     tok = load_tokenizer()
     torch.manual_seed(seed)
     model = LoraSequenceClassifier(build_lora_encoder(hp["lora"]), n_labels).to(device)
@@ -496,7 +503,7 @@ def train_token(
     (seqeval)."""
     from seqeval.metrics import f1_score
 
-    device = torch.device("cpu")
+    device = train_device()
     tok = load_tokenizer()
     torch.manual_seed(seed)
     model = LoraTokenClassifier(build_lora_encoder(hp["lora"]), len(tag_names)).to(device)

@@ -499,14 +499,13 @@ def _train_lora(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, An
         if "oos" in val_all.labels:
             out_idx = [i for i, y in enumerate(val_all.labels) if y not in set(labels)]
             progress(f"scoring {len(out_idx)} out-of-scope validation texts for the oos threshold")
-            import torch
 
             out_logits = lora.predict_sequence_logits(
                 res.model,
                 lora.load_tokenizer(),
                 [val_all.texts[i] for i in out_idx],
                 int(hp["max_length"]),
-                torch.device("cpu"),
+                next(res.model.parameters()).device,
             )
             logits_all = np.zeros((len(val_all.texts), len(labels)), dtype=np.float32)
             logits_all[in_scope] = res.val_logits
@@ -523,6 +522,7 @@ def _train_lora(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, An
         selection=f"epoch with the best {metric} on the validation split",
         train_seconds=round(res.seconds, 1),
         torch_threads=torch_threads,
+        train_device=_device_name(),
         encoder=_encoder_info(),
         fitted_on="train split; epoch and temperature chosen on validation",
     )
@@ -531,6 +531,16 @@ def _train_lora(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, An
     write_artifact(ARTIFACTS_DIR / recipe.id, config, tensors)
     progress(f"best epoch {res.best_epoch}; temperature {temperature:.3f}")
     return config
+
+
+def _device_name() -> str:
+    """The device training ran on, by name (``cpu``, or the GPU's name)."""
+    import torch
+
+    from models.lora import train_device
+
+    device = train_device()
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
 def _torch_threads() -> int:

@@ -739,7 +739,9 @@ def _bench_table(r: dict) -> Table:
 @click.option("--kill-every", default=4.0, show_default=True, help="seconds between SIGKILLs")
 @click.option("--no-broker-restart", is_flag=True, help="skip the broker restart")
 @click.option("--seed", default=7, show_default=True)
-@click.option("--overload", is_flag=True, help="instead: a 10x burst over a steady stream")
+@click.option(
+    "--overload", is_flag=True, help="instead: a burst of about 10x the sustainable rate over a steady stream"
+)
 @click.option(
     "--exactly-once", is_flag=True, help="workers use Kafka transactions; then duplicates must be 0 too"
 )

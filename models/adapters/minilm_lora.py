@@ -31,7 +31,7 @@ class _LoraBase:
         import torch
 
         from models import lora
-        from models.encoder import configure_threads, int8_lora_enabled, quantize_int8
+        from models.encoder import configure_threads, int8_lora_enabled, quantize_int8, select_device
 
         configure_threads()
         directory = artifact_dir(spec)
@@ -40,9 +40,9 @@ class _LoraBase:
         self.task = spec.task
         self.temperature = float(self.config.get("temperature", 1.0))
         self.max_length = int(self.config.get("max_length", 128))
-        self.device = torch.device("cpu")
+        self.device = torch.device(select_device())
         self.tokenizer = lora.load_tokenizer()
-        self.model = lora.load_model(self.config, read_tensors(directory))
+        self.model = lora.load_model(self.config, read_tensors(directory)).to(self.device)
         self.int8 = int8_lora_enabled(self.device, str(self.config.get("head", "sequence")))
         if self.int8:
             self.model = quantize_int8(self.model)

@@ -8,8 +8,9 @@ import time
 from collections.abc import Sequence
 from types import SimpleNamespace
 
-from agents.infer import ModelServer
+from agents.infer import ModelServer, servers_for
 from models.base import ModelOutput
+from models.registry import ModelSpec
 from streams.codec import dumps
 from streams.records import Subtask
 from streams.settings import Settings
@@ -78,3 +79,30 @@ def test_without_a_gate_batches_overlap():
 
 def test_a_gate_of_two_lets_two_overlap():
     assert asyncio.run(_most_at_once(asyncio.Semaphore(2))) == 2
+
+
+def _spec(mid: str, adapter: str, backbone: str | None = None) -> ModelSpec:
+    return ModelSpec(id=mid, task="t", kind="x", adapter=adapter, backbone=backbone)
+
+
+def test_only_torch_models_take_the_gate():
+    app = SimpleNamespace(settings=Settings(model_concurrency=2), worker="w", topics=Topics("t."))
+    specs = [
+        _spec("words", "wordlist"),
+        _spec("tfidf", "tfidf_linear"),
+        _spec("lora", "minilm_lora"),
+        _spec("head-a", "minilm_head", "minilm"),
+        _spec("head-b", "minilm_head", "minilm"),
+    ]
+    adapters = {s.id: SimpleNamespace(backbone=s.backbone) for s in specs}
+    servers = {s.name: s for s in servers_for(app, specs, adapters)}  # type: ignore[arg-type]
+    assert servers["words"].gate is None and servers["tfidf"].gate is None
+    gates = {id(servers[name].gate) for name in ("lora", "backbone.minilm")}
+    assert len(gates) == 1 and servers["lora"].gate is not None  # one gate, shared
+
+
+def test_concurrency_zero_means_no_gate_at_all():
+    app = SimpleNamespace(settings=Settings(model_concurrency=0), worker="w", topics=Topics("t."))
+    spec = _spec("lora", "minilm_lora")
+    (server,) = servers_for(app, [spec], {"lora": SimpleNamespace(backbone=None)})  # type: ignore[arg-type]
+    assert server.gate is None
