@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import random
 import sys
 from collections.abc import Callable
@@ -136,7 +137,10 @@ def upsert_catalog(spec_fields: dict[str, Any], path: Path = CATALOG_PATH) -> No
     order = {mid: i for i, mid in enumerate(RECIPES)}
     entries.sort(key=lambda e: (order.get(e["id"], len(order)), e["id"]))
     Catalog.model_validate(raw)  # refuse to write a catalog the registry cannot read
-    path.write_bytes(orjson.dumps(raw, option=orjson.OPT_INDENT_2) + b"\n")
+    # Atomic: a reader (or another trainer) never sees a half-written catalog.
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_bytes(orjson.dumps(raw, option=orjson.OPT_INDENT_2) + b"\n")
+    tmp.replace(path)
 
 
 # --- trainers ------------------------------------------------------------------------
