@@ -306,7 +306,7 @@ _add(
         tests=_FIN_TESTS,
         hparams={
             "lora": _LORA,
-            "epochs": 8,  # the best epoch on validation is kept
+            "epochs": 3,
             "batch_size": 16,
             "max_length": 96,
             "lr_lora": 1e-3,
