@@ -24,7 +24,7 @@ demo: install
 	$(VENV)/bin/streamfuse up --demo
 
 test: install chromium
-	$(VENV)/bin/ruff check streams agents models tests
+	$(VENV)/bin/ruff check streams agents models tests bench
 	$(VENV)/bin/pytest tests
 
 test-browser: install chromium
@@ -58,7 +58,7 @@ test-unit: install
 	$(VENV)/bin/pytest tests/unit
 
 lint: install
-	$(VENV)/bin/ruff check streams agents models tests
+	$(VENV)/bin/ruff check streams agents models tests bench
 
 clean:
 	rm -rf .state

@@ -12,7 +12,7 @@ import logging
 import os
 import signal
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 BOOTSTRAP = os.environ.get("TRIAL_BOOTSTRAP", "127.0.0.1:29092")

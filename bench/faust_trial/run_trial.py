@@ -16,6 +16,7 @@ Usage (broker from start_broker.sh on 127.0.0.1:29092):
 import argparse
 import asyncio
 import collections
+import contextlib
 import json
 import os
 import re
@@ -52,7 +53,8 @@ class Worker:
 
     def start(self):
         self.starts += 1
-        log = open(os.path.join(self.logdir, f"w{self.slot}.{self.starts}.log"), "wb")
+        # kept open for the child's lifetime: the worker process writes to it
+        log = open(os.path.join(self.logdir, f"w{self.slot}.{self.starts}.log"), "wb")  # noqa: SIM115
         self.client_id = f"trial-w{self.slot}-{self.starts}"
         env = dict(self.env, TRIAL_DATADIR=os.path.join(self.logdir, f"data-w{self.slot}"),
                    TRIAL_CLIENT_ID=self.client_id)
@@ -85,7 +87,7 @@ async def group_members(admin, group):
         desc = await admin.describe_consumer_groups([group])
         g = desc[0].groups[0]
         return g[2], [m[1] for m in g[5]]
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None, []
 
 
@@ -93,7 +95,7 @@ async def group_state(admin, group):
     try:
         desc = await admin.describe_consumer_groups([group])
         g = desc[0].groups[0] if hasattr(desc[0], "groups") else None
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None, 0
     if g is None:
         return None, 0
@@ -104,7 +106,7 @@ async def group_state(admin, group):
 async def committed(admin, group, topic):
     try:
         offs = await admin.list_consumer_group_offsets(group)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return {}
     return {tp.partition: om.offset for tp, om in offs.items() if tp.topic == topic}
 
@@ -187,7 +189,7 @@ async def run_one(args, impl, run_no, python):
         for f in asyncio.as_completed(futs):
             try:
                 await f
-            except Exception:  # noqa: BLE001
+            except Exception:
                 send_errors[0] += 1
         await p.stop()
         produce_done.set()
@@ -248,10 +250,8 @@ async def run_one(args, impl, run_no, python):
         w.stop()
     await asyncio.sleep(1.0)
     counter_task.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await counter_task
-    except asyncio.CancelledError:
-        pass
     await admin.close()
 
     sent = {str(i).encode() for i in range(args.n)}
@@ -309,12 +309,15 @@ async def amain(args):
             results.append(await run_one(args, impl, r, python))
             with open(args.out, "w") as fh:
                 json.dump({"config": vars(args), "results": results}, fh, indent=2)
-    hdr = f"{'impl':9} {'run':>3} {'sent':>6} {'distinct':>8} {'lost':>5} {'dups':>6} {'kills':>5} {'drained':>7} {'drain_s':>7} {'stall_s':>7}"
+    hdr = (
+        f"{'impl':9} {'run':>3} {'sent':>6} {'distinct':>8} {'lost':>5} {'dups':>6} {'kills':>5}"
+        f" {'drained':>7} {'drain_s':>7} {'stall_s':>7}"
+    )
     print("\n" + hdr)
     print("-" * len(hdr))
     for x in results:
         print(f"{x['impl']:9} {x['run']:>3} {x['n_sent']:>6} {x['distinct_out']:>8} {x['lost']:>5} "
-              f"{x['duplicates']:>6} {x['kills']:>5} {str(x['drained']):>7} {x['drain_s']:>7} "
+              f"{x['duplicates']:>6} {x['kills']:>5} {x['drained']!s:>7} {x['drain_s']:>7} "
               f"{x['max_output_stall_s']:>7}")
     print(f"\nresults -> {args.out}")
 
