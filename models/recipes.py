@@ -322,7 +322,7 @@ _add(
         adapter="minilm_lora",
         labels=data.SST2_LABELS,
         datasets=["sst2"],
-        # every (leak-free) training phrase, two epochs: about 26 min per epoch on 2 CPU cores
+        # every (leak-free) training phrase, two epochs: 32 min on 2 cores (one torch thread)
         train_sets={"sst2": lambda: data.sst2("train")},
         validation=lambda: data.sst2("validation"),
         tests=_SST2_TESTS,
@@ -376,7 +376,7 @@ _add(
         tests={"clinc150_test": lambda: data.clinc150("test")},
         hparams={
             "lora": _LORA,
-            "epochs": 8,  # the best epoch on validation is kept
+            "epochs": 3,  # 8 epochs scored 0.9690 on validation against 0.9694: kept 3
             "batch_size": 32,
             "max_length": 64,
             "lr_lora": 1e-3,
