@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # The prepared GPU run (README, "GPU"): train the four LoRA models on the device's GPU with
 # their recipes (models/recipes.py), then measure the torch models' latency there and what
-# fp16 changes (bench/gpu/latency.py). Before it, here: `.venv/bin/python bench/gpu/pack.py`
-# and the wheels in .whl/ (README). Then, through the device tool, from the repo root:
+# fp16 changes (bench/gpu/latency.py). Before it, here (both folders in .git/info/exclude):
+#   .venv/bin/python bench/gpu/pack.py
+#   .venv/bin/python -m pip download -d .whl --no-deps --only-binary=:all: --python-version 3.12 \
+#     --implementation cp --platform manylinux_2_17_x86_64 pydantic==2.12.5 pydantic-core==2.41.5 \
+#     annotated-types==0.7.0 typing-inspection==0.4.2 orjson==3.11.5
+#   .venv/bin/python -m pip wheel -w .whl --no-deps seqeval==1.2.2
+# Then, through the device tool, from the repo root:
 #   bash bench/gpu/device_run.sh      (carry: .devcarry, .whl)
 # Everything it writes goes to $OUT: env.txt, train-<model>.log, artifacts.tgz, gpu.json.
 set -uo pipefail
