@@ -457,12 +457,12 @@ def servers_for(
 ) -> list[ModelServer]:
     """One server per model without a backbone, one per backbone for the heads on it.
 
-    The torch models share one compute gate (``model_concurrency``): every server computes
-    in its own thread, and torch gives each thread its own intra-op pool, so on a few cores
-    concurrent batches oversubscribe them. Lexicon, rule and linear models stay outside the
-    gate: they are single-threaded and fast, and behind the gate their batches waited for
-    MiniLM batches, which under overload is where degraded traffic goes
-    (``streamfuse chaos --overload``).
+    The models share one compute gate (``model_concurrency``), first come first served: every
+    server computes in its own thread, and torch gives each thread its own intra-op pool, so
+    on a few cores concurrent batches oversubscribe them. With ``gate_all_models`` off,
+    lexicon, rule and linear models bypass the gate: under overload they carry the degraded
+    traffic, and in the gate's queue they wait for MiniLM batches; but in steady traffic,
+    running them beside two torch batches doubled the p99 (settings, ``gate_all_models``).
     """
     servers: list[ModelServer] = []
     limit = app.settings.model_concurrency
@@ -474,7 +474,7 @@ def servers_for(
             heads[spec.backbone][spec.id] = adapters[spec.id]
             curves[spec.backbone].append(catalog_curve(spec))
         else:
-            own_gate = gate if uses_torch(spec) else None
+            own_gate = gate if uses_torch(spec) or app.settings.gate_all_models else None
             servers.append(
                 ModelServer(app, {spec.id: adapters[spec.id]}, latency_ms=catalog_curve(spec), gate=own_gate)
             )

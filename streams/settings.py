@@ -163,6 +163,14 @@ class Settings(BaseSettings):
         "oversubscribe the cores); on 2 cores, 2 halved p99 at 22 msg/s at the same saturation "
         "throughput (`streamfuse bench-compare model_concurrency=0,1,2`)",
     )
+    gate_all_models: bool = Field(
+        default=True,
+        description="lexicon, rule and linear models take the compute gate too (false: only torch "
+        "models do). On 2 cores, true halved p99 at 22 msg/s (1.23 s vs 2.82 s, `streamfuse "
+        "bench-compare gate_all_models=true,false --rate 22`); false left far fewer results "
+        "partial in a 400 msg/s burst (762 vs 1,828, `streamfuse chaos --overload`), since the "
+        "cheap models carry the degraded traffic and behind the gate they queue for MiniLM batches",
+    )
     # infer: latency-targeted micro-batches (agents.infer.latency_batch_cap)
     batch_budget_share: float = Field(
         default=0.0,

@@ -85,8 +85,9 @@ def _spec(mid: str, adapter: str, backbone: str | None = None) -> ModelSpec:
     return ModelSpec(id=mid, task="t", kind="x", adapter=adapter, backbone=backbone)
 
 
-def test_only_torch_models_take_the_gate():
-    app = SimpleNamespace(settings=Settings(model_concurrency=2), worker="w", topics=Topics("t."))
+def test_without_gate_all_models_only_torch_models_take_the_gate():
+    settings = Settings(model_concurrency=2, gate_all_models=False)
+    app = SimpleNamespace(settings=settings, worker="w", topics=Topics("t."))
     specs = [
         _spec("words", "wordlist"),
         _spec("tfidf", "tfidf_linear"),
@@ -106,3 +107,13 @@ def test_concurrency_zero_means_no_gate_at_all():
     spec = _spec("lora", "minilm_lora")
     (server,) = servers_for(app, [spec], {"lora": SimpleNamespace(backbone=None)})  # type: ignore[arg-type]
     assert server.gate is None
+
+
+def test_gate_all_models_puts_the_cheap_ones_behind_it_too():
+    app = SimpleNamespace(
+        settings=Settings(model_concurrency=2, gate_all_models=True), worker="w", topics=Topics("t.")
+    )
+    specs = [_spec("words", "wordlist"), _spec("lora", "minilm_lora")]
+    adapters = {s.id: SimpleNamespace(backbone=None) for s in specs}
+    servers = {s.name: s for s in servers_for(app, specs, adapters)}  # type: ignore[arg-type]
+    assert servers["words"].gate is not None and servers["words"].gate is servers["lora"].gate
