@@ -168,7 +168,7 @@ class Settings(BaseSettings):
         description="lexicon, rule and linear models take the compute gate too (false: only torch "
         "models do). On 2 cores, true halved p99 at 22 msg/s (1.23 s vs 2.82 s, `streamfuse "
         "bench-compare gate_all_models=true,false --rate 22`); false left far fewer results "
-        "partial in a 400 msg/s burst (762 vs 1,828, `streamfuse chaos --overload`), since the "
+        "partial in a 400 msg/s burst (762 vs 1,695, `streamfuse chaos --overload`), since the "
         "cheap models carry the degraded traffic and behind the gate they queue for MiniLM batches",
     )
     # infer: latency-targeted micro-batches (agents.infer.latency_batch_cap)
