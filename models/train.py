@@ -509,7 +509,7 @@ def _train_lora(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, An
                 lora.load_tokenizer(),
                 [val_all.texts[i] for i in out_idx],
                 int(hp["max_length"]),
-                next(res.model.parameters()).device,
+                _device_of(res.model),
             )
             logits_all = np.zeros((len(val_all.texts), len(labels)), dtype=np.float32)
             logits_all[in_scope] = res.val_logits
@@ -526,7 +526,7 @@ def _train_lora(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, An
         selection=f"epoch with the best {metric} on the validation split",
         train_seconds=round(res.seconds, 1),
         torch_threads=torch_threads,
-        train_device=_device_name(),
+        train_device=_device_name(_device_of(res.model)),
         encoder=_encoder_info(),
         fitted_on="train split; epoch and temperature chosen on validation",
     )
@@ -537,13 +537,15 @@ def _train_lora(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, An
     return config
 
 
-def _device_name() -> str:
-    """The device training ran on, by name (``cpu``, or the GPU's name)."""
+def _device_of(model: Any) -> Any:
+    """The device a trained model's weights are on (where ``models.lora`` trained it)."""
+    return next(model.parameters()).device
+
+
+def _device_name(device: Any) -> str:
+    """A device by name: ``cpu``, or the GPU's name."""
     import torch
 
-    from models.lora import train_device
-
-    device = train_device()
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
