@@ -8,6 +8,7 @@ its state; downstream dedupe by message id absorbs the repeats.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 
 
@@ -18,10 +19,15 @@ class PartitionOffsets:
     held: dict[int, int] = field(default_factory=dict)  # offset -> hold count
     next_offset: int | None = None  # one past the highest offset seen
     committed: int | None = None
+    # held offsets as a min-heap (released ones leave lazily): thousands can be held
+    low: list[int] = field(default_factory=list)
 
     def see(self, offset: int, hold: bool) -> None:
         if hold:
-            self.held[offset] = self.held.get(offset, 0) + 1
+            count = self.held.get(offset, 0)
+            if count == 0:
+                heapq.heappush(self.low, offset)
+            self.held[offset] = count + 1
         if self.next_offset is None or offset + 1 > self.next_offset:
             self.next_offset = offset + 1
 
@@ -35,8 +41,11 @@ class PartitionOffsets:
             self.held[offset] = count - 1
 
     def committable(self) -> int | None:
-        if self.held:
-            return min(self.held)
+        low, held = self.low, self.held
+        while low and low[0] not in held:
+            heapq.heappop(low)
+        if low:
+            return low[0]
         return self.next_offset
 
 

@@ -73,3 +73,40 @@ def test_redelivery_of_the_same_record_is_silently_dropped():
     j.add_plan(first.model_copy(), ("plans", 0, 1), 0)
     (dup,) = j.collect(0)
     assert dup.duplicate and dup.conflicts == []
+
+
+def test_only_joins_that_changed_or_came_due_are_looked_at():
+    j = Joiner(orphan_ttl_ms=1000)
+    j.add_plan(plan("x", deadline=100), ("plans", 0, 1), 0)
+    j.add_plan(plan("y", deadline=50), ("plans", 0, 2), 0)
+    assert j.collect(10) == []
+    # untouched and not yet due: a later collect finds nothing to do
+    assert j.collect(20) == [] and set(j.pending) == {"x", "y"}
+    (due,) = j.collect(50)  # y's deadline came first
+    assert due.message_id == "y" and due.partial
+    (late,) = j.collect(100)
+    assert late.message_id == "x" and late.partial
+
+
+def test_a_failover_is_waited_for_like_a_planned_model():
+    from agents.join import plan_failovers
+
+    j = Joiner()
+    j.add_plan(plan(models=("a",), deadline=1000), ("plans", 0, 1), 0)
+    j.add_prediction(pred(model="a", error="boom"), ("p", 0, 2), 0)
+    (failover,) = plan_failovers(j.pending["m1"], {"sentiment": ["a", "b"]}, 10)
+    assert failover.model_id == "b"
+    assert j.collect(10) == []  # waits for b now
+    j.add_prediction(pred(model="b"), ("p", 0, 3), 10)
+    (done,) = j.collect(11)
+    assert not done.partial and set(done.predictions) == {("sentiment", "a"), ("sentiment", "b")}
+
+
+def test_finished_joins_leave_the_deadline_heap_bounded():
+    j = Joiner()
+    for i in range(5000):
+        mid = f"m{i}"
+        j.add_plan(plan(mid, models=("a",), deadline=10**9), ("plans", 0, 2 * i), i)
+        j.add_prediction(pred(mid, model="a"), ("p", 0, 2 * i + 1), i)
+        assert len(j.collect(i)) == 1
+    assert not j.pending and len(j._deadlines) <= 1024 + 1

@@ -39,3 +39,19 @@ def test_forgotten_partition_is_not_committed():
     t.see("r", 3, 10, hold=True)
     t.forget("r", 3)
     assert t.to_commit() == {}
+
+
+def test_the_commit_point_follows_out_of_order_releases_and_rehold():
+    t = OffsetTracker()
+    for off in (5, 3, 9, 7):
+        t.see("t", 0, off, hold=True)
+    t.release("t", 0, 3)
+    t.release("t", 0, 7)
+    assert t.to_commit() == {("t", 0): 5}
+    t.release("t", 0, 5)
+    assert t.to_commit() == {("t", 0): 9}
+    t.see("t", 0, 5, hold=True)  # a replayed record is held again
+    assert t.to_commit() == {("t", 0): 5}
+    t.release("t", 0, 5)
+    t.release("t", 0, 9)
+    assert t.to_commit() == {("t", 0): 10}
