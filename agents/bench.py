@@ -294,23 +294,35 @@ def ceiling(settings: Settings, n: int) -> dict[str, Any]:
             spec = registry.get(st.model_id)
             groups[spec.backbone or st.model_id].append(st)
     adapters = {s.id: build_adapter(s) for s in registry if s.task != "domain"}
-    best: dict[str, Any] = {}
-    for batch in (32, 128):
+
+    def pass_over(batch: int, limit: int | None = None) -> float:
         t0 = time.perf_counter()
         for key, subtasks in groups.items():
             spec_ids = {st.model_id for st in subtasks}
             backbone = registry.get(next(iter(spec_ids))).backbone
             group_adapters = {i: adapters[i] for i in spec_ids} if backbone else None
-            for start in range(0, len(subtasks), batch):
-                chunk = subtasks[start : start + batch]
+            todo = subtasks[:limit] if limit else subtasks
+            for start in range(0, len(todo), batch):
+                chunk = todo[start : start + batch]
                 if backbone:
                     run_models(chunk, group_adapters, backbone)
                 else:
                     run_models(chunk, {key: adapters[key]}, None)
-        took = time.perf_counter() - t0
+        return time.perf_counter() - t0
+
+    # Untimed first: models load lazily and the first batches pay for it. Then each batch
+    # size twice, alternating, and the best pass is the ceiling (on a shared machine a pass
+    # can only be slowed, never sped up, by what else runs).
+    pass_over(32, limit=64)
+    best: dict[str, Any] = {}
+    rates: dict[str, list[float]] = defaultdict(list)
+    for batch in (32, 128, 32, 128):
+        took = pass_over(batch)
         rate = n / took
+        rates[str(batch)].append(round(rate, 1))
         if not best or rate > best["messages_per_s"]:
             best = {"batch_size": batch, "messages_per_s": round(rate, 1), "seconds": round(took, 2)}
+    best["passes_messages_per_s"] = dict(rates)
     best["allocation_ms_per_message"] = round(plan_s * 1000 / n, 4)
     best["recognizer_messages_per_s"] = round(n / plan_s, 1)
     return best
