@@ -24,15 +24,20 @@ def write_artifact(
     tensors: dict[str, np.ndarray] | None = None,
 ) -> None:
     """Write ``config`` (JSON) and ``tensors`` (safetensors) into ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / CONFIG_NAME).write_bytes(
-        orjson.dumps(config, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY) + b"\n"
-    )
+    write_config(directory, config)
     weights = directory / WEIGHTS_NAME
     if tensors:
         save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(weights))
     elif weights.exists():
         weights.unlink()
+
+
+def write_config(directory: Path, config: dict[str, Any]) -> None:
+    """Write ``config`` as the artifact's ``model.json`` (indented JSON)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / CONFIG_NAME).write_bytes(
+        orjson.dumps(config, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+    )
 
 
 def read_config(directory: Path) -> dict[str, Any]:

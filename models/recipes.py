@@ -257,9 +257,8 @@ _add(
         tests={"clinc150_test": lambda: data.clinc150("test")},
         backbone="minilm",
         device="cuda-optional",
-        # The validation split has 3% oos; weigh oos recall as if a fifth of the traffic
-        # were out of scope, rather than by that accident of the split.
-        hparams={"oos_weight": 0.2},
+        # The oos threshold: models.oos (chosen on validation, by the bar's own terms).
+        hparams={"min_oos_recall": 0.7},
     )
 )
 
@@ -344,18 +343,19 @@ _add(
         adapter="minilm_lora",
         labels=["PER", "LOC", "ORG", "MISC"],
         datasets=["conll2003"],
-        # train.txt only; valid.txt picks the epoch and the temperature; test.txt scores.
+        # train.txt only (all 14,041 sentences; the first version trained one epoch on a
+        # seeded 5,000: validation F1 0.8123); valid.txt picks the epoch and the
+        # temperature; test.txt scores.
         validation=lambda: data.conll2003("validation"),  # type: ignore[arg-type,return-value]
         tests={"conll2003_test": lambda: data.conll2003("test")},  # type: ignore[dict-item]
         hparams={
             "lora": _LORA,
-            "epochs": 1,
+            "epochs": 3,
             "batch_size": 16,
             "max_length": 128,
             "lr_lora": 1e-3,
             "lr_head": 3e-3,
             "ner": True,
-            "max_train_sentences": 5000,
         },
     )
 )
@@ -370,7 +370,7 @@ _add(
         # As for minilm-clinc150: the head learns the 150 in-scope intents; the epoch is
         # chosen on the in-scope validation texts, then oos comes from a threshold on the
         # top probability, tuned on the whole validation split (oos included) by the same
-        # rule as minilm-clinc150 (fixed before any test figure was seen).
+        # rule as minilm-clinc150 (models.oos).
         train_sets={"clinc150": lambda: data.clinc150("train", include_oos=False)},
         validation=lambda: data.clinc150("validation"),
         tests={"clinc150_test": lambda: data.clinc150("test")},
@@ -381,7 +381,7 @@ _add(
             "max_length": 64,
             "lr_lora": 1e-3,
             "lr_head": 5e-3,
-            "oos_weight": 0.2,
+            "min_oos_recall": 0.7,
         },
     )
 )

@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from sklearn.metrics import f1_score
 
-from models import data
+from models import data, oos
 from models.artifacts_io import read_config, write_artifact
 from models.augment import AugmentConfig, augment_split
 from models.calibration import fit_temperature, softmax
@@ -299,34 +299,11 @@ def _train_head(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, An
     }
     if "oos" in val_all.labels:
         probs = softmax(Xv_all @ W.T + b, temperature)
-        weight = float(recipe.hparams.get("oos_weight", 0.2))
-        config["oos_threshold"] = _tune_oos_threshold(probs, val_all.labels, labels, weight)
-        config["metadata"]["oos_rule"] = OOS_RULE.format(weight=weight)
+        min_recall = float(recipe.hparams.get("min_oos_recall", oos.MIN_OOS_RECALL))
+        config["oos_threshold"] = oos.tune_threshold(probs, val_all.labels, labels, min_recall)
+        config["metadata"]["oos_rule"] = oos.OOS_RULE.format(min_recall=min_recall)
     write_artifact(ARTIFACTS_DIR / recipe.id, config, {"W": W, "b": b})
     return config
-
-
-OOS_RULE = (
-    "label oos when max in-scope probability < oos_threshold; the threshold maximises "
-    "(1 - w) * in-scope accuracy + w * oos recall (w = {weight}, the share of out-of-scope "
-    "traffic assumed) on the validation split"
-)
-
-
-def _tune_oos_threshold(probs: np.ndarray, gold: list[str], labels: list[str], oos_weight: float) -> float:
-    """The max-probability threshold that best trades in-scope accuracy for oos recall."""
-    is_oos = np.array([g == "oos" for g in gold])
-    pred = np.array(labels)[probs.argmax(1)]
-    correct_in = (pred == np.array(gold)) & ~is_oos
-    top = probs.max(1)
-    best_t, best_score = 0.0, -1.0
-    for t in np.linspace(0.0, 0.99, 100):
-        in_acc = float((correct_in & (top >= t)).sum() / max(1, (~is_oos).sum()))
-        oos_recall = float((is_oos & (top < t)).sum() / max(1, is_oos.sum()))
-        score = (1.0 - oos_weight) * in_acc + oos_weight * oos_recall
-        if score > best_score:
-            best_t, best_score = float(t), score
-    return round(best_t, 4)
 
 
 def _two_columns(scores: np.ndarray) -> np.ndarray:
@@ -514,11 +491,11 @@ def _train_lora(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, An
             logits_all = np.zeros((len(val_all.texts), len(labels)), dtype=np.float32)
             logits_all[in_scope] = res.val_logits
             logits_all[out_idx] = out_logits
-            weight = float(hp.get("oos_weight", 0.2))
-            config["oos_threshold"] = _tune_oos_threshold(
-                softmax(logits_all, temperature), val_all.labels, labels, weight
+            min_recall = float(hp.get("min_oos_recall", oos.MIN_OOS_RECALL))
+            config["oos_threshold"] = oos.tune_threshold(
+                softmax(logits_all, temperature), val_all.labels, labels, min_recall
             )
-            meta["oos_rule"] = OOS_RULE.format(weight=weight)
+            meta["oos_rule"] = oos.OOS_RULE.format(min_recall=min_recall)
     meta.update(
         hparams={k: v for k, v in hp.items() if k != "ner"},
         epochs_run=res.history,

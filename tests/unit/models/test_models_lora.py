@@ -89,15 +89,24 @@ def test_outputs_with_oos_follows_the_threshold() -> None:
         assert out.extra["max_in_scope"] == pytest.approx(top)
 
 
-def test_oos_threshold_trades_in_scope_accuracy_for_oos_recall() -> None:
-    from models.train import _tune_oos_threshold
+def test_oos_threshold_keeps_in_scope_accuracy_within_the_recall_floor() -> None:
+    from models.oos import tune_threshold
 
     # two right in-scope texts (top 0.9, 0.6), two oos texts (top 0.545, 0.705)
     probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.455, 0.545], [0.705, 0.295]])
     gold = ["a", "a", "oos", "oos"]
-    assert _tune_oos_threshold(probs, gold, ["a", "b"], 0.0) == 0.0  # in-scope accuracy only
-    assert _tune_oos_threshold(probs, gold, ["a", "b"], 0.2) == 0.55  # one oos caught for free
-    assert _tune_oos_threshold(probs, gold, ["a", "b"], 0.9) == 0.71  # recall worth the 0.6 text
+    assert tune_threshold(probs, gold, ["a", "b"], 0.0) == 0.55  # no floor: the 0.545 oos is free
+    assert tune_threshold(probs, gold, ["a", "b"], 0.5) == 0.55  # floor met without a loss
+    assert tune_threshold(probs, gold, ["a", "b"], 1.0) == 0.71  # all oos: costs the 0.6 text
+
+
+def test_oos_threshold_without_a_reachable_floor_takes_the_best_recall() -> None:
+    from models.oos import tune_threshold
+
+    # an oos text more confident (0.995) than any threshold on the grid
+    probs = np.array([[0.9, 0.1], [0.995, 0.005], [0.5, 0.5]])
+    gold = ["a", "oos", "oos"]
+    assert tune_threshold(probs, gold, ["a", "b"], 1.0) == 0.51  # catches the one it can, keeps "a"
 
 
 def test_word_shapes() -> None:
