@@ -241,6 +241,8 @@ def start(settings: Settings) -> BrokerInfo:
         )
         if fmt.returncode != 0:
             raise BrokerError(f"formatting the KRaft storage failed:\n{fmt.stdout}{fmt.stderr}")
+    _rotate_log(_log_file(settings))
+    log_start = _log_file(settings).stat().st_size if _log_file(settings).exists() else 0
     log = open(_log_file(settings), "ab")  # noqa: SIM115 - handed to the child process
     proc = subprocess.Popen(
         [
@@ -262,8 +264,18 @@ def start(settings: Settings) -> BrokerInfo:
     )
     log.close()
     _pid_file(settings).write_text(str(proc.pid))
-    _wait_ready(settings, proc, ports["port"])
+    _wait_ready(settings, proc, ports["port"], log_start)
     return status(settings)
+
+
+LOG_ROTATE_BYTES = 16 * 2**20
+
+
+def _rotate_log(log: Path) -> None:
+    """Keep the previous broker's log as ``broker.log.1`` once it is large (each start
+    appends to it, so it would grow without end)."""
+    if log.exists() and log.stat().st_size > LOG_ROTATE_BYTES:
+        log.replace(log.with_name(log.name + ".1"))
 
 
 def _cluster_id() -> str:
@@ -282,16 +294,16 @@ def _port_free(port: int) -> bool:
         return True
 
 
-def _wait_ready(settings: Settings, proc: subprocess.Popen[bytes], port: int) -> None:
+def _wait_ready(settings: Settings, proc: subprocess.Popen[bytes], port: int, log_start: int) -> None:
+    """Wait for this broker's "started" line (in the log after ``log_start``: the log keeps
+    earlier runs' lines), then for a real metadata round trip."""
     deadline = time.monotonic() + settings.broker_start_timeout
     log = _log_file(settings)
-    start_offset = 0
     while time.monotonic() < deadline:
+        text = _read_from(log, log_start)
         if proc.poll() is not None:
             _pid_file(settings).unlink(missing_ok=True)
-            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-            raise BrokerError(f"the Kafka broker exited with code {proc.returncode}:\n{tail}")
-        text = log.read_text(errors="replace")[start_offset:] if log.exists() else ""
+            raise BrokerError(f"the Kafka broker exited with code {proc.returncode}:\n{text[-3000:]}")
         if "Kafka Server started" in text and _metadata_ok(port):
             return
         time.sleep(0.3)
@@ -299,6 +311,14 @@ def _wait_ready(settings: Settings, proc: subprocess.Popen[bytes], port: int) ->
     raise BrokerError(
         f"the Kafka broker did not become ready within {settings.broker_start_timeout:.0f}s; see {log}"
     )
+
+
+def _read_from(log: Path, offset: int) -> str:
+    if not log.exists():
+        return ""
+    with log.open("rb") as f:
+        f.seek(offset)
+        return f.read().decode(errors="replace")
 
 
 def _metadata_ok(port: int) -> bool:

@@ -120,10 +120,11 @@ class Settings(BaseSettings):
     )
     stats_interval_s: float = Field(default=1.0, description="infer workers publish load this often")
     max_model_backlog: int = Field(
-        default=2000,
+        default=250,
         ge=0,
         description="recognize stops reading input while a model has this many subtasks waiting "
-        "(0 = no limit): the messages wait in the input topic instead of in fuse's memory",
+        "(0 = no limit): the messages wait in the input topic instead of in fuse's memory. "
+        "A few seconds of a model's work keeps it busy; more only adds latency and memory",
     )
     load_forget_half_life_s: float = Field(
         default=2.0,
