@@ -183,7 +183,12 @@ async def run(app: StreamApp, registry: Registry) -> None:
             tracker.see(*where, hold=True)
             try:
                 if rec.topic == app.topics.plans:
-                    joiner.add_plan(loads(rec.value, Plan), where, now_ms)
+                    plan = loads(rec.value, Plan)
+                    joiner.add_plan(plan, where, now_ms)
+                    if joiner.has_errors(plan.message_id):
+                        # A model's error can overtake its plan (another topic): fail it
+                        # over now, or the join would complete with the error alone.
+                        errored.add(plan.message_id)
                 else:
                     pred = loads(rec.value, Prediction)
                     joiner.add_prediction(pred, where, now_ms)

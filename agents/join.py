@@ -126,6 +126,11 @@ class Joiner:
     def is_done(self, message_id: str) -> bool:
         return message_id in self.done_ids
 
+    def has_errors(self, message_id: str) -> bool:
+        """True when a pending join holds an error prediction (a model failed its subtask)."""
+        entry = self.pending.get(message_id)
+        return entry is not None and any(p.error is not None for p in entry.predictions.values())
+
     def collect(self, now_ms: int) -> list[Done]:
         """Joins that completed, passed their deadline, or are orphaned duplicates."""
         due = self._touched

@@ -110,3 +110,16 @@ def test_finished_joins_leave_the_deadline_heap_bounded():
         j.add_prediction(pred(mid, model="a"), ("p", 0, 2 * i + 1), i)
         assert len(j.collect(i)) == 1
     assert not j.pending and len(j._deadlines) <= 1024 + 1
+
+
+def test_an_error_that_overtakes_its_plan_is_still_failed_over():
+    from agents.join import plan_failovers
+
+    j = Joiner()
+    j.add_prediction(pred(model="a", error="boom"), ("p", 0, 1), 0)
+    assert j.collect(0) == []  # no plan yet: nothing to fail over
+    j.add_plan(plan(models=("a",), deadline=1000), ("plans", 0, 2), 5)
+    assert j.has_errors("m1")
+    (failover,) = plan_failovers(j.pending["m1"], {"sentiment": ["a", "b"]}, 5)
+    assert failover.model_id == "b"
+    assert j.collect(5) == []  # waits for b instead of finishing with a's error
