@@ -28,7 +28,7 @@ from streams.app import Outgoing, StreamApp
 from streams.codec import dumps, key_bytes, loads
 from streams.offsets import OffsetTracker
 from streams.records import DeadLetter, Plan, Prediction, Result, Subtask
-from streams.restore import first_timestamps, offsets_since, read_to_end
+from streams.restore import first_timestamps, offsets_since, read_to_end, wait_stable
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,9 @@ async def finished_ids(app: StreamApp, consumer, partitions: set[int]) -> dict[s
     since: dict[int, int] = {}
     for tp, ts in oldest.items():
         since[tp.partition] = min(since.get(tp.partition, ts), ts)
+    results = [TopicPartition(app.topics.results, p) for p in partitions]
+    # The previous owner's last transaction may be committed but not yet readable.
+    await wait_stable(s, results, s.transaction_timeout_ms / 1000 + 5)
     starts = await offsets_since(
         s, {TopicPartition(app.topics.results, p): ts - s.restore_slack_ms for p, ts in since.items()}
     )

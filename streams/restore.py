@@ -8,6 +8,7 @@ the read starts (``read_committed``: aborted transactions are skipped).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -38,6 +39,45 @@ async def _reader(
         yield consumer, await consumer.end_offsets(tps)
     finally:
         await consumer.stop()
+
+
+async def wait_stable(settings: Settings, tps: list[TopicPartition], timeout_s: float) -> bool:
+    """Wait until everything written to ``tps`` before the call is committed or aborted:
+    the ``read_committed`` end (the last stable offset) reaches the high watermark seen at
+    the start. False if ``timeout_s`` passed first.
+
+    A transaction's commit returns before its markers are written, so a worker that takes
+    over a partition right after the previous owner committed could otherwise read to an
+    end that stops short of the last results (and replay what they finished). Without
+    transactions the two ends are equal and this returns at once.
+    """
+    if not tps:
+        return True
+    raw = AIOKafkaConsumer(
+        **settings.client_kwargs(),
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_uncommitted",
+    )
+    await raw.start()
+    try:
+        raw.assign(tps)
+        high = await raw.end_offsets(tps)
+    finally:
+        await raw.stop()
+    deadline = time.monotonic() + timeout_s
+    async with _reader(settings, tps) as (consumer, ends):
+        while True:
+            pending = [tp for tp in tps if ends[tp] < high[tp]]
+            if not pending:
+                return True
+            if time.monotonic() > deadline:
+                log.warning(
+                    "%s not stable after %.0fs: an open transaction", sorted(map(str, pending)), timeout_s
+                )
+                return False
+            await asyncio.sleep(0.2)
+            ends.update(await consumer.end_offsets(pending))
 
 
 async def read_to_end(
