@@ -23,14 +23,15 @@ log = logging.getLogger(__name__)
 
 @contextlib.asynccontextmanager
 async def _reader(
-    settings: Settings, tps: list[TopicPartition]
+    settings: Settings, tps: list[TopicPartition], isolation_level: str = "read_committed"
 ) -> AsyncIterator[tuple[AIOKafkaConsumer, dict[TopicPartition, int]]]:
-    """A started group-less consumer assigned ``tps``, and each partition's end offset."""
+    """A started group-less consumer assigned ``tps``, and each partition's end offset (the
+    last stable offset under ``read_committed``, the high watermark otherwise)."""
     consumer = AIOKafkaConsumer(
         **settings.client_kwargs(),
         group_id=None,
         enable_auto_commit=False,
-        isolation_level="read_committed",
+        isolation_level=isolation_level,
         auto_offset_reset="earliest",
     )
     await consumer.start()
@@ -53,18 +54,8 @@ async def wait_stable(settings: Settings, tps: list[TopicPartition], timeout_s: 
     """
     if not tps:
         return True
-    raw = AIOKafkaConsumer(
-        **settings.client_kwargs(),
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_uncommitted",
-    )
-    await raw.start()
-    try:
-        raw.assign(tps)
-        high = await raw.end_offsets(tps)
-    finally:
-        await raw.stop()
+    async with _reader(settings, tps, "read_uncommitted") as (_, high):
+        pass  # only its end offsets (high watermarks) are needed
     deadline = time.monotonic() + timeout_s
     async with _reader(settings, tps) as (consumer, ends):
         while True:
