@@ -9,6 +9,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import replace
 
+from aiokafka.errors import KafkaError
+
 from models.scoring import STALE_LOAD_MS, Load
 from streams.app import StreamApp
 from streams.codec import loads as decode
@@ -94,18 +96,30 @@ class LoadView:
 
 
 async def follow_loads(app: StreamApp, view: LoadView) -> None:
-    """Keep ``view`` current from the stats topic until the app stops."""
-    consumer = await app.consumer([app.topics.stats], group=None, auto_offset_reset="latest")
-    while not app.stopping.is_set():
+    """Keep ``view`` current from the stats topic until the app stops (a broker that is
+    down at the start is waited for; meanwhile the allocator uses catalog latencies)."""
+    consumer = None
+    while consumer is None and not app.stopping.is_set():
         try:
-            got = await consumer.getmany(timeout_ms=500)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the allocator falls back to catalog latencies
-            log.warning("stats reader: %s", exc)
-            await asyncio.sleep(1)
-            continue
-        for recs in got.values():
-            for rec in recs:
-                with contextlib.suppress(Exception):
-                    view.update(decode(rec.value, ModelLoad))
+            consumer = await app.consumer([app.topics.stats], group=None, auto_offset_reset="latest")
+        except KafkaError as exc:
+            log.warning("stats reader not started (%s); retrying in 2s", exc)
+            await asyncio.sleep(2)
+    try:
+        while not app.stopping.is_set():
+            try:
+                got = await consumer.getmany(timeout_ms=500)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the allocator falls back to catalog latencies
+                log.warning("stats reader: %s", exc)
+                await asyncio.sleep(1)
+                continue
+            for recs in got.values():
+                for rec in recs:
+                    with contextlib.suppress(Exception):
+                        view.update(decode(rec.value, ModelLoad))
+    finally:
+        if consumer is not None:
+            with contextlib.suppress(Exception):
+                await consumer.stop()

@@ -35,7 +35,7 @@ from streams.admin import partition_count
 from streams.app import Outgoing, StreamApp, batch_offsets
 from streams.codec import dumps, key_bytes, loads
 from streams.records import Result, WindowEvent
-from streams.restore import read_to_end
+from streams.restore import read_to_end, wait_stable
 
 log = logging.getLogger(__name__)
 GROUP = "monitor"
@@ -106,6 +106,9 @@ async def restore_partitions(
         TopicPartition(app.topics.monitor_changelog, p): None for p in partitions
     }
     latest: dict[int, dict[str, bytes | None]] = {p: {} for p in partitions}
+    # The previous owner's last transaction may be committed but not yet readable: without
+    # the wait its changelog entries would be missed while its input offsets count as done.
+    await wait_stable(app.settings, list(starts), app.settings.transaction_timeout_ms / 1000 + 5)
     for rec in await read_to_end(app.settings, starts):
         latest[rec.partition][rec.key.decode()] = rec.value
     wall = int(time.time() * 1000)

@@ -90,8 +90,10 @@ async def run(app: StreamApp, registry: Registry) -> None:
     paused while a model's backlog is over ``max_model_backlog`` (backpressure)."""
     planner = build_planner(registry, app.settings)
     view = LoadView()
-    follower = asyncio.create_task(follow_loads(app, view))
     consumer = await app.consumer([app.topics.input], group=f"{app.settings.topic_prefix}{GROUP}")
+    # After the consumer: if that fails (broker down), the supervisor restarts this role
+    # and no follower is left behind.
+    follower = asyncio.create_task(follow_loads(app, view))
     s = app.settings
     try:
         async for batch in app.batches(consumer, s.batch_max, s.batch_wait_ms):

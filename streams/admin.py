@@ -93,6 +93,26 @@ async def partition_count(settings: Settings, topic: str) -> int | None:
         return None
 
 
+async def group_lags(settings: Settings, prefix: str) -> dict[str, int]:
+    """Per consumer group whose id starts with ``prefix``: records between its committed
+    offsets and the ends of those partitions (where a stalled pipeline stopped)."""
+    from aiokafka import AIOKafkaConsumer
+
+    lags: dict[str, int] = {}
+    async with _admin(settings) as admin:
+        groups = [g[0] for g in await admin.list_consumer_groups() if g[0].startswith(prefix)]
+        committed = {g: await admin.list_consumer_group_offsets(g) for g in sorted(groups)}
+    consumer = AIOKafkaConsumer(**settings.client_kwargs(), group_id=None)
+    await consumer.start()
+    try:
+        for group, offsets in committed.items():
+            ends = await consumer.end_offsets(list(offsets)) if offsets else {}
+            lags[group] = sum(max(0, ends[tp] - meta.offset) for tp, meta in offsets.items())
+    finally:
+        await consumer.stop()
+    return lags
+
+
 async def _wait_visible(admin: AIOKafkaAdminClient, names: list[str], timeout: float = 30) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

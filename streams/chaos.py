@@ -22,11 +22,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 
 from streams import broker
-from streams.admin import ensure_topics, model_topics
+from streams.admin import ensure_topics, group_lags, model_topics
 from streams.io import read_topic
+from streams.restore import read_to_end
 from streams.settings import Settings
 from streams.topics import Topics
 
@@ -60,9 +61,39 @@ class ChaosReport:
     recovered: int
     seconds: float
     lost_sample: list[str] = field(default_factory=list)
+    # Where lost ids stopped: planned by recognize (so lost in infer or fuse), or not.
+    lost_planned: int = 0
+    # Finished ids the live watcher had not seen when the topics were re-read at the end
+    # (a watcher that fell behind or stalled; the final count is the re-read).
+    watcher_missed: int = 0
+    drain_seconds: float = 0.0
+    # With a loss: per consumer group, the records it had not committed at the end.
+    group_lag: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+async def _read_ids(settings: Settings, topic: str, field_name: str) -> Counter[str]:
+    """How many times each id appears in ``topic`` (every partition, read afresh to its end)."""
+    starts: dict[TopicPartition, int | None] = {
+        TopicPartition(topic, p): None for p in range(settings.partitions)
+    }
+    ids: Counter[str] = Counter()
+    for rec in await read_to_end(settings, starts):
+        with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
+            mid = (orjson.loads(rec.value) or {}).get(field_name)
+            if mid:
+                ids[mid] += 1
+    return ids
+
+
+async def _recount(settings: Settings, topics: Topics) -> tuple[Counter[str], set[str]]:
+    """Every finished id in sf.results (counted) and every dead-lettered id in sf.dlq, read
+    afresh: the ground truth the report is built on."""
+    results = await _read_ids(settings, topics.results, "id")
+    dead = await _read_ids(settings, topics.dlq, "message_id")
+    return results, set(dead)
 
 
 def _message(i: int, run: str, invalid: bool) -> tuple[str, bytes, bytes | None]:
@@ -272,13 +303,11 @@ async def run_chaos(
             fleet.kill_and_restart(rng)
             kills += 1
 
+    drain_start = 0.0
     try:
         await asyncio.gather(produce(), faults())
-        deadline = time.monotonic() + drain_timeout
-        while time.monotonic() < deadline:
-            if acked <= (seen.keys() | dead):
-                break
-            await asyncio.sleep(1)
+        drain_start = time.monotonic()
+        await _drain(cfg, topics, acked, seen, dead, drain_timeout)
         await asyncio.sleep(3)  # late duplicates still count
     finally:
         for w in watchers:
@@ -287,8 +316,13 @@ async def run_chaos(
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await w
         fleet.stop_all()
-    done = seen.keys() | dead
+    drained = round(time.monotonic() - drain_start, 1) if drain_start else 0.0
+    watched = seen.keys() | dead
+    results, dead = await _recount(cfg, topics)
+    done = results.keys() | dead
     lost = sorted(acked - done)
+    planned = await _read_ids(cfg, topics.plans, "message_id") if lost else Counter()
+    lags = await group_lags(cfg, cfg.topic_prefix) if lost else {}
     return ChaosReport(
         messages=messages,
         guarantee=guarantee,
@@ -297,15 +331,51 @@ async def run_chaos(
         workers_per_role=per_role,
         workers_killed=kills,
         broker_restarts=restarts,
-        results=sum(seen.values()),
-        unique_results=len(seen),
+        results=sum(results.values()),
+        unique_results=len(results),
         dead_lettered=len(dead & acked),
         lost=len(lost),
-        duplicated=sum(n - 1 for n in seen.values()),
+        duplicated=sum(n - 1 for n in results.values()),
         recovered=len(in_flight_at_faults & done),
         seconds=round(time.monotonic() - start, 1),
         lost_sample=lost[:20],
+        lost_planned=sum(1 for mid in lost if mid in planned),
+        watcher_missed=len((done & acked) - watched),
+        drain_seconds=drained,
+        group_lag={g.removeprefix(cfg.topic_prefix): n for g, n in lags.items() if n},
     )
+
+
+async def _drain(
+    settings: Settings,
+    topics: Topics,
+    acked: set[str],
+    seen: dict[str, int],
+    dead: set[str],
+    timeout: float,
+    recount_after: float = 20.0,
+) -> None:
+    """Wait until every acknowledged id is finished or dead-lettered, or ``timeout`` passed.
+
+    The live watchers can fall behind or stall (a reader through a broker restart); after
+    ``recount_after`` seconds without progress the topics are read afresh, so a slow
+    watcher never makes the wait run out while the pipeline has in fact finished.
+    """
+    deadline = time.monotonic() + timeout
+    progress_at, finished = time.monotonic(), 0
+    while time.monotonic() < deadline:
+        done = seen.keys() | dead
+        if acked <= done:
+            return
+        if len(done) > finished:
+            progress_at, finished = time.monotonic(), len(done)
+        elif time.monotonic() - progress_at > recount_after:
+            results, dlq = await _recount(settings, topics)
+            for mid, n in results.items():
+                seen[mid] = max(seen.get(mid, 0), n)
+            dead |= dlq
+            progress_at = time.monotonic()
+        await asyncio.sleep(1)
 
 
 async def _settle(pending: list[tuple[str, asyncio.Future]], acked: set[str]) -> None:

@@ -34,7 +34,10 @@ def _assert_every_message_accounted_for(report: ChaosReport) -> None:
     assert report.acknowledged == 10_000
     assert report.workers_killed >= 5
     assert report.broker_restarts == 1
-    assert report.lost == 0, f"lost {report.lost}: {report.lost_sample}"
+    assert report.lost == 0, (
+        f"lost {report.lost} ({report.lost_planned} of them planned by recognize; "
+        f"drain {report.drain_seconds}s; uncommitted per group {report.group_lag}): {report.lost_sample}"
+    )
     assert report.dead_lettered == report.invalid_sent  # the invalid ones, and only those
     assert report.unique_results == report.acknowledged - report.invalid_sent
 
