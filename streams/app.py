@@ -93,8 +93,10 @@ class StreamApp:
         self.stopping = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
         self._consumers: list[tuple[str, AIOKafkaConsumer]] = []
-        # exactly_once: one transactional producer and one processing lock per consumer
-        self._txn: dict[AIOKafkaConsumer, tuple[str, AIOKafkaProducer, asyncio.Lock]] = {}
+        # exactly_once: one transactional producer per consumer
+        self._txn: dict[AIOKafkaConsumer, tuple[str, AIOKafkaProducer]] = {}
+        # Held while a stage works on a batch of that group consumer (see _after_batch).
+        self._batch_lock: dict[AIOKafkaConsumer, asyncio.Lock] = {}
 
     @property
     def exactly_once(self) -> bool:
@@ -125,6 +127,7 @@ class StreamApp:
             with contextlib.suppress(Exception):
                 await consumer.stop()
             await self._stop_txn(consumer)
+            self._batch_lock.pop(consumer, None)
         self._consumers.clear()
         if self._producer is not None:
             with contextlib.suppress(Exception):
@@ -175,8 +178,9 @@ class StreamApp:
         await consumer.start()
         if self.exactly_once and group is not None:
             await self._start_txn(consumer, group)
-            if on_revoked is not None:
-                on_revoked = self._after_batch(consumer, on_revoked)
+        if group is not None and on_revoked is not None:
+            self._batch_lock[consumer] = asyncio.Lock()
+            on_revoked = self._after_batch(consumer, on_revoked)
         if group is None:
             consumer.subscribe(list(topics))
         else:
@@ -204,7 +208,7 @@ class StreamApp:
             with contextlib.suppress(Exception):
                 await consumer.stop()
             raise
-        self._txn[consumer] = (group, producer, asyncio.Lock())
+        self._txn[consumer] = (group, producer)
 
     async def _stop_txn(self, consumer: AIOKafkaConsumer) -> None:
         entry = self._txn.pop(consumer, None)
@@ -215,11 +219,13 @@ class StreamApp:
     def _after_batch(
         self, consumer: AIOKafkaConsumer, callback: Callable[[set[TopicPartition]], object]
     ) -> Callable[[set[TopicPartition]], object]:
-        """Run a revocation callback only once the batch in hand is committed: a partition
-        must not move to another worker while its transaction is still open."""
+        """Run a revocation callback only once the batch in hand is done: a partition must
+        not move while its transaction is open (exactly_once), and a callback that commits
+        must not commit offsets whose outputs are still being published (at_least_once:
+        aiokafka runs the callback in its own task, beside the stage's loop)."""
 
         async def wrapped(revoked: set[TopicPartition]) -> None:
-            lock = self._txn[consumer][2] if consumer in self._txn else None
+            lock = self._batch_lock.get(consumer)
             if lock is None:
                 result = callback(revoked)
             else:
@@ -249,6 +255,7 @@ class StreamApp:
                 with contextlib.suppress(Exception):
                     await consumer.stop()
                 await self._stop_txn(consumer)
+                self._batch_lock.pop(consumer, None)
             else:
                 keep.append((owner, consumer))
         self._consumers = keep
@@ -259,11 +266,11 @@ class StreamApp:
         """Micro-batches: up to ``max_records``, waiting at most ``wait_ms`` to fill one.
 
         Yields an empty list when the wait ran out with nothing to read, so that callers
-        can run timers (deadlines, window closes) without a separate task. In exactly-once
-        mode the consumer's batch lock is held while the caller works on a batch, so that a
-        rebalance waits for its transaction.
+        can run timers (deadlines, window closes) without a separate task. A consumer with
+        a revocation callback has a batch lock, held while the caller works on a batch, so
+        that a rebalance waits for the batch to be published and committed.
         """
-        txn = self._txn.get(consumer)
+        lock = self._batch_lock.get(consumer)
         while not self.stopping.is_set():
             try:
                 got = await consumer.getmany(timeout_ms=wait_ms, max_records=max_records)
@@ -271,10 +278,10 @@ class StreamApp:
                 await asyncio.sleep(0.1)  # no assignment yet during a rebalance
                 continue
             batch = [rec for recs in got.values() for rec in recs]
-            if txn is None:
+            if lock is None:
                 yield batch
             else:
-                async with txn[2]:
+                async with lock:
                     yield batch
 
     async def commit(self, consumer: AIOKafkaConsumer, offsets: dict[tuple[str, int], int]) -> bool:
@@ -315,7 +322,7 @@ class StreamApp:
         if txn is None:
             await self.publish(records)
             return await self.commit(consumer, offsets)
-        group, producer, _ = txn
+        group, producer = txn
         assigned = consumer.assignment()
         tps = {TopicPartition(t, p): o for (t, p), o in offsets.items() if TopicPartition(t, p) in assigned}
         if not records and not tps:

@@ -47,7 +47,8 @@ class FakeConsumer:
 
 def eos_app(producer: FakeProducer, consumer: FakeConsumer) -> StreamApp:
     app = StreamApp(Settings(broker="kafka://127.0.0.1:1", processing_guarantee="exactly_once"), worker="w1")
-    app._txn[consumer] = ("sf.fuse", producer, asyncio.Lock())  # type: ignore[index]
+    app._txn[consumer] = ("sf.fuse", producer)  # type: ignore[index]
+    app._batch_lock[consumer] = asyncio.Lock()  # type: ignore[index]
     return app
 
 
@@ -84,14 +85,11 @@ def test_nothing_to_do_opens_no_transaction():
     assert producer.calls == []
 
 
-def test_a_revocation_waits_for_the_batch_in_hand():
-    producer = FakeProducer()
-    consumer = FakeConsumer({TopicPartition("sf.plans", 0)})
-    app = eos_app(producer, consumer)
+def _revocation_order(app: StreamApp, consumer: FakeConsumer) -> list[str]:
     order: list[str] = []
 
     async def scenario() -> None:
-        lock = app._txn[consumer][2]  # type: ignore[index]
+        lock = app._batch_lock[consumer]  # type: ignore[index]
         revoke = app._after_batch(consumer, lambda revoked: order.append("revoked"))  # type: ignore[arg-type]
         await lock.acquire()  # a batch is being processed
         task = asyncio.create_task(revoke({TopicPartition("sf.plans", 0)}))  # type: ignore[arg-type]
@@ -101,4 +99,18 @@ def test_a_revocation_waits_for_the_batch_in_hand():
         await task
 
     asyncio.run(scenario())
-    assert order == ["batch committed", "revoked"]
+    return order
+
+
+def test_a_revocation_waits_for_the_batch_in_hand():
+    consumer = FakeConsumer({TopicPartition("sf.plans", 0)})
+    assert _revocation_order(eos_app(FakeProducer(), consumer), consumer) == ["batch committed", "revoked"]
+
+
+def test_at_least_once_a_revocation_also_waits_for_the_batch_in_hand():
+    # fuse's callback commits what its tracker released: run beside a batch whose outputs
+    # are still in flight, it would commit offsets of results not yet acknowledged.
+    consumer = FakeConsumer({TopicPartition("sf.plans", 0)})
+    app = StreamApp(Settings(broker="kafka://127.0.0.1:1"), worker="w1")
+    app._batch_lock[consumer] = asyncio.Lock()  # type: ignore[index]
+    assert _revocation_order(app, consumer) == ["batch committed", "revoked"]
