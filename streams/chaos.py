@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import random
 import signal
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from streams import broker
 from streams.admin import ensure_topics, group_lags, model_topics
@@ -30,6 +32,8 @@ from streams.io import read_topic
 from streams.restore import read_to_end
 from streams.settings import Settings
 from streams.topics import Topics
+
+log = logging.getLogger(__name__)
 
 ROLES = ["recognize", "infer", "fuse", "monitor"]
 TEXTS = [
@@ -370,10 +374,14 @@ async def _drain(
         if len(done) > finished:
             progress_at, finished = time.monotonic(), len(done)
         elif time.monotonic() - progress_at > recount_after:
-            results, dlq = await _recount(settings, topics)
-            for mid, n in results.items():
-                seen[mid] = max(seen.get(mid, 0), n)
-            dead |= dlq
+            try:
+                results, dlq = await _recount(settings, topics)
+            except (TimeoutError, KafkaError) as exc:  # the final recount will say it
+                log.warning("recount failed (%s); waiting on", exc)
+            else:
+                for mid, n in results.items():
+                    seen[mid] = max(seen.get(mid, 0), n)
+                dead |= dlq
             progress_at = time.monotonic()
         await asyncio.sleep(1)
 
