@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -96,8 +97,6 @@ async def partition_count(settings: Settings, topic: str) -> int | None:
 async def group_lags(settings: Settings, prefix: str) -> dict[str, int]:
     """Per consumer group whose id starts with ``prefix``: records between its committed
     offsets and the ends of those partitions (where a stalled pipeline stopped)."""
-    from aiokafka import AIOKafkaConsumer
-
     lags: dict[str, int] = {}
     async with _admin(settings) as admin:
         groups = [g[0] for g in await admin.list_consumer_groups() if g[0].startswith(prefix)]
