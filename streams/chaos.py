@@ -73,6 +73,8 @@ class ChaosReport:
     drain_seconds: float = 0.0
     # With a loss: per consumer group, the records it had not committed at the end.
     group_lag: dict[str, int] = field(default_factory=dict)
+    # With duplicates: where each copy of the first few sits (partition, offset, fused at).
+    duplicate_detail: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -90,6 +92,28 @@ async def _read_ids(settings: Settings, topic: str, field_name: str) -> Counter[
             if mid:
                 ids[mid] += 1
     return ids
+
+
+async def _duplicate_detail(settings: Settings, topic: str, ids: list[str]) -> list[str]:
+    """For each of ``ids``: its copies in ``topic`` as ``id p<partition>: <offset>@<fused s>, ...``
+    (fused: the result's fused stage time, seconds after the first copy), in offset order."""
+    starts: dict[TopicPartition, int | None] = {
+        TopicPartition(topic, p): None for p in range(settings.partitions)
+    }
+    copies: dict[str, list[tuple[int, int, int]]] = {mid: [] for mid in ids}
+    for rec in await read_to_end(settings, starts):
+        with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
+            value = orjson.loads(rec.value) or {}
+            if value.get("id") in copies:
+                fused = (value.get("stage_ts") or {}).get("fused", rec.timestamp)
+                copies[value["id"]].append((rec.partition, rec.offset, fused))
+    out = []
+    for mid, found in copies.items():
+        found.sort()
+        first = min((f for _, _, f in found), default=0)
+        where = ", ".join(f"p{p}:{o}@+{(f - first) / 1000:.1f}s" for p, o, f in found)
+        out.append(f"{mid} {where}")
+    return out
 
 
 async def _recount(settings: Settings, topics: Topics) -> tuple[Counter[str], set[str]]:
@@ -327,6 +351,8 @@ async def run_chaos(
     lost = sorted(acked - done)
     planned = await _read_ids(cfg, topics.plans, "message_id") if lost else Counter()
     lags = await group_lags(cfg, cfg.topic_prefix) if lost else {}
+    repeated = sorted(mid for mid, n in results.items() if n > 1)[:5]
+    detail = await _duplicate_detail(cfg, topics.results, repeated) if repeated else []
     return ChaosReport(
         messages=messages,
         guarantee=guarantee,
@@ -347,6 +373,7 @@ async def run_chaos(
         watcher_missed=len((done & acked) - watched),
         drain_seconds=drained,
         group_lag={g.removeprefix(cfg.topic_prefix): n for g, n in lags.items() if n},
+        duplicate_detail=detail,
     )
 
 

@@ -52,4 +52,4 @@ def test_nothing_is_lost_through_kills_and_a_broker_restart(kafka: Settings, tmp
 def test_exactly_once_loses_nothing_and_repeats_nothing(kafka: Settings, tmp_path):
     report = _chaos(kafka, tmp_path, "exactly_once")
     _assert_every_message_accounted_for(report)
-    assert report.duplicated == 0
+    assert report.duplicated == 0, f"{report.duplicated} repeated: {report.duplicate_detail}"
