@@ -28,7 +28,7 @@ from streams.app import Outgoing, StreamApp
 from streams.codec import dumps, key_bytes, loads
 from streams.offsets import OffsetTracker
 from streams.records import DeadLetter, Plan, Prediction, Result, Subtask
-from streams.restore import first_timestamps, offsets_since, read_to_end, wait_stable
+from streams.restore import first_timestamps, offsets_since, partitions_to_restore, read_to_end, wait_stable
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -125,17 +125,27 @@ async def finished_ids(app: StreamApp, consumer, partitions: set[int]) -> dict[s
         since[tp.partition] = min(since.get(tp.partition, ts), ts)
     results = [TopicPartition(app.topics.results, p) for p in partitions]
     # The previous owner's last transaction may be committed but not yet readable.
-    await wait_stable(s, results, s.transaction_timeout_ms / 1000 + 5)
-    starts = await offsets_since(
+    await wait_stable(s, results)
+    read_from = await offsets_since(
         s, {TopicPartition(app.topics.results, p): ts - s.restore_slack_ms for p, ts in since.items()}
     )
     out: dict[str, str | None] = {}
-    for rec in await read_to_end(s, dict(starts)):
+    per_partition: dict[int, int] = dict.fromkeys(partitions, 0)
+    for rec in await read_to_end(s, dict(read_from)):
         try:
             res = loads(rec.value, Result)
         except (ValidationError, ValueError):
             continue
         out[res.id] = res.origin
+        per_partition[rec.partition] += 1
+    # One line per restore, so that a repeated result can be traced to what was read.
+    log.info(
+        "restore %s: replay from %s; sf.results read from %s; ids per partition %s",
+        sorted(partitions),
+        {f"{tp.topic.rsplit('.', 1)[-1]}:{tp.partition}": off for tp, off in sorted(starts.items())},
+        {tp.partition: off for tp, off in sorted(read_from.items())},
+        per_partition,
+    )
     return out
 
 
@@ -173,7 +183,8 @@ async def run(app: StreamApp, registry: Registry) -> None:
         t0 = time.perf_counter()
         # Re-read finished ids here, not in on_partitions_assigned: aiokafka may already hand
         # us records of a new partition while that callback is still running.
-        new = {tp.partition for tp in consumer.assignment()} - restored
+        assigned = {tp.partition for tp in app.assigned(consumer)}
+        new = partitions_to_restore({rec.partition for rec in batch}, assigned, restored)
         if new:
             done_ids = await finished_ids(app, consumer, new)
             joiner.remember_all(done_ids)

@@ -35,7 +35,7 @@ from streams.admin import partition_count
 from streams.app import Outgoing, StreamApp, batch_offsets
 from streams.codec import dumps, key_bytes, loads
 from streams.records import Result, WindowEvent
-from streams.restore import read_to_end, wait_stable
+from streams.restore import partitions_to_restore, read_to_end, wait_stable
 
 log = logging.getLogger(__name__)
 GROUP = "monitor"
@@ -108,7 +108,7 @@ async def restore_partitions(
     latest: dict[int, dict[str, bytes | None]] = {p: {} for p in partitions}
     # The previous owner's last transaction may be committed but not yet readable: without
     # the wait its changelog entries would be missed while its input offsets count as done.
-    await wait_stable(app.settings, list(starts), app.settings.transaction_timeout_ms / 1000 + 5)
+    await wait_stable(app.settings, list(starts))
     for rec in await read_to_end(app.settings, starts):
         latest[rec.partition][rec.key.decode()] = rec.value
     wall = int(time.time() * 1000)
@@ -152,9 +152,10 @@ async def aggregate(app: StreamApp, rules: AlertRules | None = None) -> None:
         t0 = time.perf_counter()
         # Restore here, not in on_partitions_assigned: aiokafka may already fetch (and hand
         # us) records of a new partition while that callback is still running.
-        assigned = {tp.partition for tp in consumer.assignment()}
-        if assigned - states.keys():
-            restored = await restore_partitions(app, rules, assigned - states.keys(), sources)
+        assigned = {tp.partition for tp in app.assigned(consumer)}
+        todo = partitions_to_restore({rec.partition for rec in batch}, assigned, states.keys())
+        if todo:
+            restored = await restore_partitions(app, rules, todo, sources)
             states.update(restored)
             log.info(
                 "restored partition(s) %s: %d open windows in %.2fs",

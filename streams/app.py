@@ -97,6 +97,8 @@ class StreamApp:
         self._txn: dict[AIOKafkaConsumer, tuple[str, AIOKafkaProducer]] = {}
         # Held while a stage works on a batch of that group consumer (see _after_batch).
         self._batch_lock: dict[AIOKafkaConsumer, asyncio.Lock] = {}
+        # Each group consumer's partitions as its rebalance callbacks reported them (assigned).
+        self._assigned: dict[AIOKafkaConsumer, set[TopicPartition]] = {}
 
     @property
     def exactly_once(self) -> bool:
@@ -184,9 +186,41 @@ class StreamApp:
         if group is None:
             consumer.subscribe(list(topics))
         else:
-            consumer.subscribe(list(topics), listener=_Listener(on_revoked, on_assigned))
+            listener = _Listener(*self._tracked(consumer, on_revoked, on_assigned))
+            consumer.subscribe(list(topics), listener=listener)
         self._consumers.append((current_role.get(), consumer))
         return consumer
+
+    def assigned(self, consumer: AIOKafkaConsumer) -> set[TopicPartition]:
+        """The partitions of ``consumer``'s current group generation: empty from the moment
+        a rebalance revokes them until the next assignment.
+
+        Stages that restore state per partition use this, not ``consumer.assignment()``:
+        while a rebalance is in progress aiokafka still reports the revoked partitions
+        there, and state restored for them would count as current after the revocation
+        (a later generation that gives one back would skip its restore).
+        """
+        return set(self._assigned.get(consumer, ()))
+
+    def _tracked(
+        self,
+        consumer: AIOKafkaConsumer,
+        on_revoked: Callable[[set[TopicPartition]], object] | None,
+        on_assigned: Callable[[set[TopicPartition]], object] | None,
+    ) -> tuple[Callable[[set[TopicPartition]], object], Callable[[set[TopicPartition]], object]]:
+        """Rebalance callbacks that record the assignment (see ``assigned``), then call the
+        stage's own."""
+        self._assigned[consumer] = set()
+
+        def revoked(tps: set[TopicPartition]) -> object:
+            self._assigned[consumer] = set()
+            return on_revoked(tps) if on_revoked is not None else None
+
+        def assigned(tps: set[TopicPartition]) -> object:
+            self._assigned[consumer] = set(tps)
+            return on_assigned(tps) if on_assigned is not None else None
+
+        return revoked, assigned
 
     async def _start_txn(self, consumer: AIOKafkaConsumer, group: str) -> None:
         # A stable id per (group, worker name): a worker restarted under the same name fences
@@ -256,6 +290,7 @@ class StreamApp:
                     await consumer.stop()
                 await self._stop_txn(consumer)
                 self._batch_lock.pop(consumer, None)
+                self._assigned.pop(consumer, None)
             else:
                 keep.append((owner, consumer))
         self._consumers = keep

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Set
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
@@ -42,10 +42,11 @@ async def _reader(
         await consumer.stop()
 
 
-async def wait_stable(settings: Settings, tps: list[TopicPartition], timeout_s: float) -> bool:
+async def wait_stable(settings: Settings, tps: list[TopicPartition], timeout_s: float | None = None) -> bool:
     """Wait until everything written to ``tps`` before the call is committed or aborted:
     the ``read_committed`` end (the last stable offset) reaches the high watermark seen at
-    the start. False if ``timeout_s`` passed first.
+    the start. False if ``timeout_s`` passed first (by default a little longer than the
+    transaction timeout, after which the broker aborts a dead writer's transaction).
 
     A transaction's commit returns before its markers are written, so a worker that takes
     over a partition right after the previous owner committed could otherwise read to an
@@ -54,6 +55,8 @@ async def wait_stable(settings: Settings, tps: list[TopicPartition], timeout_s: 
     """
     if not tps:
         return True
+    if timeout_s is None:
+        timeout_s = settings.transaction_timeout_ms / 1000 + 5
     async with _reader(settings, tps, "read_uncommitted") as (_, high):
         pass  # only its end offsets (high watermarks) are needed
     deadline = time.monotonic() + timeout_s
@@ -101,6 +104,14 @@ async def read_to_end(
                 if await consumer.position(tp) >= todo[tp]:
                     del todo[tp]
         return out
+
+
+def partitions_to_restore(batch_partitions: Set[int], assigned: Set[int], restored: Set[int]) -> set[int]:
+    """The partitions whose state must be read back before a batch is processed: those of
+    the current assignment (``StreamApp.assigned``, empty during a rebalance) and of the
+    batch's records (current too, and possibly handed out before the assignment callback
+    ran), less those already restored in this generation."""
+    return (set(assigned) | set(batch_partitions)) - set(restored)
 
 
 async def first_timestamps(
