@@ -25,6 +25,7 @@ demo: install
 
 test: install chromium
 	$(VENV)/bin/ruff check streams agents models tests bench
+	$(VENV)/bin/ruff format --check streams agents models tests bench
 	$(VENV)/bin/pytest tests
 
 test-browser: install chromium
@@ -59,6 +60,7 @@ test-unit: install
 
 lint: install
 	$(VENV)/bin/ruff check streams agents models tests bench
+	$(VENV)/bin/ruff format --check streams agents models tests bench
 
 clean:
 	rm -rf .state

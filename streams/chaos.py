@@ -80,33 +80,43 @@ class ChaosReport:
         return asdict(self)
 
 
-async def _read_ids(settings: Settings, topic: str, field_name: str) -> Counter[str]:
-    """How many times each id appears in ``topic`` (every partition, read afresh to its end)."""
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One record of a topic read afresh: where it sits and its decoded JSON value."""
+
+    partition: int
+    offset: int
+    timestamp: int
+    value: dict
+
+
+async def _read_rows(settings: Settings, topic: str) -> list[_Row]:
+    """Every JSON object record of ``topic`` (every partition, read afresh to its end)."""
     starts: dict[TopicPartition, int | None] = {
         TopicPartition(topic, p): None for p in range(settings.partitions)
     }
-    ids: Counter[str] = Counter()
+    rows = []
     for rec in await read_to_end(settings, starts):
-        with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
-            mid = (orjson.loads(rec.value) or {}).get(field_name)
-            if mid:
-                ids[mid] += 1
-    return ids
+        with contextlib.suppress(orjson.JSONDecodeError, TypeError):
+            value = orjson.loads(rec.value)
+            if isinstance(value, dict):
+                rows.append(_Row(rec.partition, rec.offset, rec.timestamp, value))
+    return rows
 
 
-async def _duplicate_detail(settings: Settings, topic: str, ids: list[str]) -> list[str]:
-    """For each of ``ids``: its copies in ``topic`` as ``id p<partition>: <offset>@<fused s>, ...``
+def _count_ids(rows: list[_Row], field_name: str) -> Counter[str]:
+    """How many times each id (the value's ``field_name``) appears in ``rows``."""
+    return Counter(row.value[field_name] for row in rows if row.value.get(field_name))
+
+
+def _duplicate_detail(rows: list[_Row], ids: list[str]) -> list[str]:
+    """For each of ``ids``: its copies in ``rows`` as ``id p<partition>: <offset>@<fused s>, ...``
     (fused: the result's fused stage time, seconds after the first copy), in offset order."""
-    starts: dict[TopicPartition, int | None] = {
-        TopicPartition(topic, p): None for p in range(settings.partitions)
-    }
     copies: dict[str, list[tuple[int, int, int]]] = {mid: [] for mid in ids}
-    for rec in await read_to_end(settings, starts):
-        with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
-            value = orjson.loads(rec.value) or {}
-            if value.get("id") in copies:
-                fused = (value.get("stage_ts") or {}).get("fused", rec.timestamp)
-                copies[value["id"]].append((rec.partition, rec.offset, fused))
+    for row in rows:
+        if row.value.get("id") in copies:
+            fused = (row.value.get("stage_ts") or {}).get("fused", row.timestamp)
+            copies[row.value["id"]].append((row.partition, row.offset, fused))
     out = []
     for mid, found in copies.items():
         found.sort()
@@ -116,11 +126,11 @@ async def _duplicate_detail(settings: Settings, topic: str, ids: list[str]) -> l
     return out
 
 
-async def _recount(settings: Settings, topics: Topics) -> tuple[Counter[str], set[str]]:
-    """Every finished id in sf.results (counted) and every dead-lettered id in sf.dlq, read
-    afresh: the ground truth the report is built on."""
-    results = await _read_ids(settings, topics.results, "id")
-    dead = await _read_ids(settings, topics.dlq, "message_id")
+async def _recount(settings: Settings, topics: Topics) -> tuple[list[_Row], set[str]]:
+    """Every record of sf.results and every dead-lettered id in sf.dlq, read afresh: the
+    ground truth the report is built on."""
+    results = await _read_rows(settings, topics.results)
+    dead = _count_ids(await _read_rows(settings, topics.dlq), "message_id")
     return results, set(dead)
 
 
@@ -346,13 +356,14 @@ async def run_chaos(
         fleet.stop_all()
     drained = round(time.monotonic() - drain_start, 1) if drain_start else 0.0
     watched = seen.keys() | dead
-    results, dead = await _recount(cfg, topics)
+    result_rows, dead = await _recount(cfg, topics)
+    results = _count_ids(result_rows, "id")
     done = results.keys() | dead
     lost = sorted(acked - done)
-    planned = await _read_ids(cfg, topics.plans, "message_id") if lost else Counter()
+    planned = _count_ids(await _read_rows(cfg, topics.plans), "message_id") if lost else Counter()
     lags = await group_lags(cfg, cfg.topic_prefix) if lost else {}
     repeated = sorted(mid for mid, n in results.items() if n > 1)[:5]
-    detail = await _duplicate_detail(cfg, topics.results, repeated) if repeated else []
+    detail = _duplicate_detail(result_rows, repeated)
     return ChaosReport(
         messages=messages,
         guarantee=guarantee,
@@ -402,11 +413,11 @@ async def _drain(
             progress_at, finished = time.monotonic(), len(done)
         elif time.monotonic() - progress_at > recount_after:
             try:
-                results, dlq = await _recount(settings, topics)
+                rows, dlq = await _recount(settings, topics)
             except (TimeoutError, KafkaError) as exc:  # the final recount will say it
                 log.warning("recount failed (%s); waiting on", exc)
             else:
-                for mid, n in results.items():
+                for mid, n in _count_ids(rows, "id").items():
                     seen[mid] = max(seen.get(mid, 0), n)
                 dead |= dlq
             progress_at = time.monotonic()

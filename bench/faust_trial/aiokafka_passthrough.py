@@ -7,6 +7,7 @@ from the last committed offset, so the cost is duplicates, never loss.
 
 Env: TRIAL_BOOTSTRAP (127.0.0.1:29092), TRIAL_IN, TRIAL_OUT, TRIAL_GROUP, TRIAL_CLIENT_ID
 """
+
 import asyncio
 import logging
 import os

@@ -10,6 +10,7 @@ Run:  python faust_passthrough.py worker -l info --web-port 6071
 Env:  TRIAL_BROKER (kafka://127.0.0.1:29092), TRIAL_IN, TRIAL_OUT, TRIAL_GROUP, TRIAL_DATADIR,
       TRIAL_WEB_ENABLED (1/0, default 1), TRIAL_CLIENT_ID (lets run_trial.py see which worker joined)
 """
+
 import os
 
 import faust

@@ -13,6 +13,7 @@ Prints a table and writes results JSON.
 Usage (broker from start_broker.sh on 127.0.0.1:29092):
   /work/main/.venv/bin/python bench/faust_trial/run_trial.py --impls faust,aiokafka --repeats 2
 """
+
 import argparse
 import asyncio
 import collections
@@ -56,15 +57,24 @@ class Worker:
         # kept open for the child's lifetime: the worker process writes to it
         log = open(os.path.join(self.logdir, f"w{self.slot}.{self.starts}.log"), "wb")  # noqa: SIM115
         self.client_id = f"trial-w{self.slot}-{self.starts}"
-        env = dict(self.env, TRIAL_DATADIR=os.path.join(self.logdir, f"data-w{self.slot}"),
-                   TRIAL_CLIENT_ID=self.client_id)
+        env = dict(
+            self.env,
+            TRIAL_DATADIR=os.path.join(self.logdir, f"data-w{self.slot}"),
+            TRIAL_CLIENT_ID=self.client_id,
+        )
         if self.impl == "faust":
-            cmd = [self.python, os.path.join(HERE, "faust_passthrough.py"), "worker",
-                   "-l", "info", "--web-port", str(self.web_port)]
+            cmd = [
+                self.python,
+                os.path.join(HERE, "faust_passthrough.py"),
+                "worker",
+                "-l",
+                "info",
+                "--web-port",
+                str(self.web_port),
+            ]
         else:
             cmd = [self.python, os.path.join(HERE, "aiokafka_passthrough.py")]
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                     cwd=self.logdir)
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.logdir)
         log.close()
 
     def kill(self):
@@ -120,8 +130,15 @@ async def run_one(args, impl, run_no, python):
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     await admin.create_topics([NewTopic(in_t, PARTITIONS, 1), NewTopic(out_t, PARTITIONS, 1)])
-    env = dict(os.environ, TRIAL_BROKER=f"kafka://{bootstrap}", TRIAL_BOOTSTRAP=bootstrap,
-               TRIAL_IN=in_t, TRIAL_OUT=out_t, TRIAL_GROUP=group, PYTHONUNBUFFERED="1")
+    env = dict(
+        os.environ,
+        TRIAL_BROKER=f"kafka://{bootstrap}",
+        TRIAL_BOOTSTRAP=bootstrap,
+        TRIAL_IN=in_t,
+        TRIAL_OUT=out_t,
+        TRIAL_GROUP=group,
+        PYTHONUNBUFFERED="1",
+    )
     workers = []
     port = args.web_port_base
     for slot in range(2):
@@ -147,8 +164,9 @@ async def run_one(args, impl, run_no, python):
     stall_watch = [True]
 
     async def count_output():
-        c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             auto_offset_reset="earliest")
+        c = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
         await c.start()
         c.assign([TopicPartition(out_t, p) for p in range(PARTITIONS)])
         await c.seek_to_beginning()
@@ -215,8 +233,7 @@ async def run_one(args, impl, run_no, python):
                 waited = time.monotonic() - g0
             w.kill()
             last_kill = time.monotonic()
-            kill_log.append({"t": round(last_kill - tp0, 2), "slot": w.slot,
-                             "gate_wait_s": round(waited, 1)})
+            kill_log.append({"t": round(last_kill - tp0, 2), "slot": w.slot, "gate_wait_s": round(waited, 1)})
             w.start()
 
     last_change[0] = time.monotonic()
@@ -283,20 +300,39 @@ async def run_one(args, impl, run_no, python):
                         if k in ("traceback", "error_lines", "address_in_use") and k not in samples:
                             samples[k] = f"{fn}: {line.strip()[:300]}"
     res = {
-        "impl": impl, "run": run_no, "tag": tag, "n_sent": args.n, "send_errors": send_errors[0],
-        "distinct_out": len(got & sent), "lost": len(lost), "lost_ids_sample": lost[:50],
-        "total_out": total_out, "duplicates": dups,
-        "dup_ids": sum(1 for v in counts.values() if v > 1), "unexpected_values": unexpected,
-        "kills": len(kill_log), "kill_times_s": kill_log, "group_join_s": round(join_s, 1),
-        "produce_s": round(produce_s, 1), "kills_done_s": round(kills_done_s, 1),
-        "drained": drained, "drain_s": round(drain_s, 1), "final_lag": lag,
-        "final_group_state": final_state, "final_members": final_members,
+        "impl": impl,
+        "run": run_no,
+        "tag": tag,
+        "n_sent": args.n,
+        "send_errors": send_errors[0],
+        "distinct_out": len(got & sent),
+        "lost": len(lost),
+        "lost_ids_sample": lost[:50],
+        "total_out": total_out,
+        "duplicates": dups,
+        "dup_ids": sum(1 for v in counts.values() if v > 1),
+        "unexpected_values": unexpected,
+        "kills": len(kill_log),
+        "kill_times_s": kill_log,
+        "group_join_s": round(join_s, 1),
+        "produce_s": round(produce_s, 1),
+        "kills_done_s": round(kills_done_s, 1),
+        "drained": drained,
+        "drain_s": round(drain_s, 1),
+        "final_lag": lag,
+        "final_group_state": final_state,
+        "final_members": final_members,
         "max_output_stall_s": round(max_stall[0], 1),
-        "log_findings": dict(findings), "log_samples": samples, "logdir": logdir,
+        "log_findings": dict(findings),
+        "log_samples": samples,
+        "logdir": logdir,
     }
-    print(f"[{tag}] lost={res['lost']} dups={dups} distinct={res['distinct_out']}/{args.n} "
-          f"drained={drained} drain_s={res['drain_s']} max_stall={res['max_output_stall_s']}s "
-          f"findings={dict(findings)}", flush=True)
+    print(
+        f"[{tag}] lost={res['lost']} dups={dups} distinct={res['distinct_out']}/{args.n} "
+        f"drained={drained} drain_s={res['drain_s']} max_stall={res['max_output_stall_s']}s "
+        f"findings={dict(findings)}",
+        flush=True,
+    )
     return res
 
 
@@ -316,9 +352,11 @@ async def amain(args):
     print("\n" + hdr)
     print("-" * len(hdr))
     for x in results:
-        print(f"{x['impl']:9} {x['run']:>3} {x['n_sent']:>6} {x['distinct_out']:>8} {x['lost']:>5} "
-              f"{x['duplicates']:>6} {x['kills']:>5} {x['drained']!s:>7} {x['drain_s']:>7} "
-              f"{x['max_output_stall_s']:>7}")
+        print(
+            f"{x['impl']:9} {x['run']:>3} {x['n_sent']:>6} {x['distinct_out']:>8} {x['lost']:>5} "
+            f"{x['duplicates']:>6} {x['kills']:>5} {x['drained']!s:>7} {x['drain_s']:>7} "
+            f"{x['max_output_stall_s']:>7}"
+        )
     print(f"\nresults -> {args.out}")
 
 
@@ -331,8 +369,11 @@ def main():
     ap.add_argument("--rate", type=float, default=1000.0)
     ap.add_argument("--kills", type=int, default=5)
     ap.add_argument("--kill-every", type=float, default=3.0)
-    ap.add_argument("--gate-kills", action="store_true",
-                    help="before each kill wait until both current workers are Stable group members")
+    ap.add_argument(
+        "--gate-kills",
+        action="store_true",
+        help="before each kill wait until both current workers are Stable group members",
+    )
     ap.add_argument("--drain-timeout", type=float, default=150.0)
     ap.add_argument("--settle-s", type=float, default=5.0)
     ap.add_argument("--web-port-base", type=int, default=36066)

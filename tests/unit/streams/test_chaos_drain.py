@@ -17,9 +17,11 @@ def recount(monkeypatch):
     calls: list[int] = []
 
     def install(results: Counter[str], dlq: set[str]):
+        rows = [chaos._Row(0, n, 0, {"id": mid}) for mid, times in results.items() for n in range(times)]
+
         async def fake(settings, topics):
             calls.append(1)
-            return results, dlq
+            return rows, dlq
 
         monkeypatch.setattr(chaos, "_recount", fake)
         return calls
@@ -48,3 +50,13 @@ async def test_a_real_loss_ends_the_wait_at_the_timeout(recount):
     seen = {"a": 1}
     await chaos._drain(Settings(), Topics("t."), {"a", "b"}, seen, set(), timeout=2.5, recount_after=0.5)
     assert calls and "b" not in seen
+
+
+def test_duplicate_detail_says_where_each_copy_sits():
+    rows = [
+        chaos._Row(4, 25, 0, {"id": "m1", "stage_ts": {"fused": 1_000}}),
+        chaos._Row(4, 26, 0, {"id": "m2", "stage_ts": {"fused": 1_000}}),
+        chaos._Row(4, 54, 0, {"id": "m1", "stage_ts": {"fused": 8_600}}),
+    ]
+    assert chaos._duplicate_detail(rows, ["m1"]) == ["m1 p4:25@+0.0s, p4:54@+7.6s"]
+    assert chaos._count_ids(rows, "id") == Counter({"m1": 2, "m2": 1})
