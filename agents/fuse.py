@@ -113,6 +113,7 @@ async def finished_ids(app: StreamApp, consumer, partitions: set[int]) -> dict[s
     """Ids (with their input origin) that already have a result, for messages whose records
     this consumer may replay from its committed offsets in ``partitions``."""
     s = app.settings
+    t0 = time.perf_counter()
     starts: dict[TopicPartition, int] = {}
     for topic in (app.topics.plans, app.topics.predictions):
         for p in partitions:
@@ -140,8 +141,11 @@ async def finished_ids(app: StreamApp, consumer, partitions: set[int]) -> dict[s
         per_partition[rec.partition] += 1
     # One line per restore, so that a repeated result can be traced to what was read.
     log.info(
-        "restore %s: replay from %s; sf.results read from %s; ids per partition %s",
+        "restored %d finished ids of partitions %s in %.2fs: replay from %s; sf.results read "
+        "from %s; ids per partition %s",
+        len(out),
         sorted(partitions),
+        time.perf_counter() - t0,
         {f"{tp.topic.rsplit('.', 1)[-1]}:{tp.partition}": off for tp, off in sorted(starts.items())},
         {tp.partition: off for tp, off in sorted(read_from.items())},
         per_partition,
@@ -183,13 +187,10 @@ async def run(app: StreamApp, registry: Registry) -> None:
         t0 = time.perf_counter()
         # Re-read finished ids here, not in on_partitions_assigned: aiokafka may already hand
         # us records of a new partition while that callback is still running.
-        assigned = {tp.partition for tp in app.assigned(consumer)}
-        new = partitions_to_restore({rec.partition for rec in batch}, assigned, restored)
+        new = partitions_to_restore(batch, app.assigned(consumer), restored)
         if new:
-            done_ids = await finished_ids(app, consumer, new)
-            joiner.remember_all(done_ids)
+            joiner.remember_all(await finished_ids(app, consumer, new))
             restored.update(new)
-            log.info("restored %d finished ids in %.2fs", len(done_ids), time.perf_counter() - t0)
         now_ms = int(time.time() * 1000)
         dlq: list[Outgoing] = []
         for rec in batch:

@@ -152,8 +152,7 @@ async def aggregate(app: StreamApp, rules: AlertRules | None = None) -> None:
         t0 = time.perf_counter()
         # Restore here, not in on_partitions_assigned: aiokafka may already fetch (and hand
         # us) records of a new partition while that callback is still running.
-        assigned = {tp.partition for tp in app.assigned(consumer)}
-        todo = partitions_to_restore({rec.partition for rec in batch}, assigned, states.keys())
+        todo = partitions_to_restore(batch, app.assigned(consumer), states.keys())
         if todo:
             restored = await restore_partitions(app, rules, todo, sources)
             states.update(restored)

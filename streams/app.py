@@ -126,10 +126,7 @@ class StreamApp:
     async def stop(self) -> None:
         self.stopping.set()
         for _, consumer in self._consumers:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
-            await self._stop_txn(consumer)
-            self._batch_lock.pop(consumer, None)
+            await self._close(consumer)
         self._consumers.clear()
         if self._producer is not None:
             with contextlib.suppress(Exception):
@@ -286,14 +283,18 @@ class StreamApp:
         keep = []
         for owner, consumer in self._consumers:
             if owner == role:
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
-                await self._stop_txn(consumer)
-                self._batch_lock.pop(consumer, None)
-                self._assigned.pop(consumer, None)
+                await self._close(consumer)
             else:
                 keep.append((owner, consumer))
         self._consumers = keep
+
+    async def _close(self, consumer: AIOKafkaConsumer) -> None:
+        """Stop one consumer and forget what the app kept for it."""
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+        await self._stop_txn(consumer)
+        self._batch_lock.pop(consumer, None)
+        self._assigned.pop(consumer, None)
 
     async def batches(
         self, consumer: AIOKafkaConsumer, max_records: int, wait_ms: int

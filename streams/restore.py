@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Set
+from collections.abc import AsyncIterator, Iterable, Set
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
@@ -106,12 +106,14 @@ async def read_to_end(
         return out
 
 
-def partitions_to_restore(batch_partitions: Set[int], assigned: Set[int], restored: Set[int]) -> set[int]:
-    """The partitions whose state must be read back before a batch is processed: those of
+def partitions_to_restore(
+    batch: Iterable[ConsumerRecord], assigned: Iterable[TopicPartition], restored: Set[int]
+) -> set[int]:
+    """The partitions whose state must be read back before ``batch`` is processed: those of
     the current assignment (``StreamApp.assigned``, empty during a rebalance) and of the
     batch's records (current too, and possibly handed out before the assignment callback
     ran), less those already restored in this generation."""
-    return (set(assigned) | set(batch_partitions)) - set(restored)
+    return ({tp.partition for tp in assigned} | {rec.partition for rec in batch}) - set(restored)
 
 
 async def first_timestamps(

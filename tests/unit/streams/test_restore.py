@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from aiokafka import TopicPartition
 
 from streams.app import StreamApp
@@ -22,9 +24,9 @@ class Stage:
         self.restored.difference_update(tp.partition for tp in revoked)
 
     def batch(self, partitions: set[int]) -> set[int]:
-        """One loop iteration: restore what is needed, return it."""
-        assigned = {tp.partition for tp in self.app.assigned(self.consumer)}  # type: ignore[arg-type]
-        new = partitions_to_restore(partitions, assigned, self.restored)
+        """One loop iteration over records of ``partitions``: restore what is needed, return it."""
+        records = [SimpleNamespace(partition=p) for p in partitions]
+        new = partitions_to_restore(records, self.app.assigned(self.consumer), self.restored)  # type: ignore[arg-type]
         self.restored |= new
         return new
 
