@@ -194,6 +194,22 @@ def fpb_allagree_heldout() -> Split:
     return Split([test.texts[i] for i in keep], [test.labels[i] for i in keep])
 
 
+def fpb_allagree_clean(split: SplitName) -> Split:
+    """AllAgree's own split without the sentences of the 50Agree *test* split.
+
+    For models trained on AllAgree: with those sentences out of their training and
+    validation data, they can also be scored on the 50Agree test split and run beside the
+    50Agree models without a leak. The ``test`` split is AllAgree's own, unchanged.
+    """
+    _check(split)
+    own = fpb_allagree(split)
+    if split == "test":
+        return own
+    held = set(fpb50("test").texts)
+    keep = [i for i, t in enumerate(own.texts) if t not in held]
+    return Split([own.texts[i] for i in keep], [own.labels[i] for i in keep])
+
+
 @functools.cache
 def _twitter_splits() -> dict[str, Split]:
     def read(name: str) -> tuple[list[str], list[str]]:

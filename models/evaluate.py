@@ -232,7 +232,7 @@ def evaluate(model_id: str, write: bool = True, latency: bool = True) -> dict[st
     catalog and the full result into the artifact's ``eval.json``.
     """
     recipe = RECIPES[model_id]
-    spec = Registry.load(CATALOG_PATH, include_test=True).get(model_id)
+    spec = Registry.load(CATALOG_PATH, include_test=True, include_unserved=True).get(model_id)
     adapter = build_adapter(spec)
     result: dict[str, Any] = {"model_id": model_id, "task": spec.task, "tests": {}}
     summary: dict[str, Any] = {}
@@ -368,7 +368,7 @@ def update_costs(path: Any = CATALOG_PATH) -> dict[str, float]:
 
 def evaluate_all(model_ids: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """Evaluate every model in the catalog (or the given ones), then refresh costs."""
-    known = {s.id for s in Registry.load(CATALOG_PATH, include_test=True)}
+    known = {s.id for s in Registry.load(CATALOG_PATH, include_test=True, include_unserved=True)}
     ids = model_ids or [m for m in RECIPES if m in known]
     results = {}
     columns = (

@@ -40,6 +40,11 @@ class ModelSpec(BaseModel):
     latency_ms: dict[str, float] = Field(default_factory=dict)  # batch size -> ms per item
     requires_local: bool = False  # full checkpoints live outside the repo
     test_only: bool = False
+    # False: catalogued and evaluated, never allocated. For a model trained to a benchmark's
+    # own protocol whose validation score does not compare with the task's other models
+    # (lora-fin-allagree validates on AllAgree's clear-cut sentences), so ranking it by that
+    # score would mislead the allocator.
+    serving: bool = True
     _scoring_static: tuple[float, float] | None = PrivateAttr(default=None)  # see models.scoring
 
     def artifact_path(self) -> Path | None:
@@ -90,18 +95,25 @@ class Registry:
         self._specs = {s.id: s for s in specs}
 
     @classmethod
-    def load(cls, path: Path = CATALOG_PATH, include_test: bool | None = None) -> Registry:
+    def load(
+        cls, path: Path = CATALOG_PATH, include_test: bool | None = None, include_unserved: bool = False
+    ) -> Registry:
         """Read the catalog, keeping models whose artifacts are present.
 
         Test-only models (``catalog.test.json``) join when ``include_test`` is true, or,
-        when it is None, when ``STREAMFUSE_TEST_MODELS=1``.
+        when it is None, when ``STREAMFUSE_TEST_MODELS=1``. Models that are not serving join
+        only with ``include_unserved`` (evaluation and listing): workers never load them.
         """
         if include_test is None:
             include_test = os.environ.get("STREAMFUSE_TEST_MODELS") == "1"
         models = list(Catalog.model_validate(orjson.loads(path.read_bytes())).models)
         if include_test and TEST_CATALOG_PATH.exists():
             models += Catalog.model_validate(orjson.loads(TEST_CATALOG_PATH.read_bytes())).models
-        return cls(s for s in models if (include_test or not s.test_only) and _artifact_present(s))
+        return cls(
+            s
+            for s in models
+            if (include_test or not s.test_only) and (include_unserved or s.serving) and _artifact_present(s)
+        )
 
     def get(self, model_id: str) -> ModelSpec:
         try:
@@ -119,7 +131,8 @@ class Registry:
         return len(self._specs)
 
     def for_task(self, task: str) -> list[ModelSpec]:
-        return [s for s in self._specs.values() if s.task == task]
+        """The models the allocator may choose for ``task`` (serving ones only)."""
+        return [s for s in self._specs.values() if s.task == task and s.serving]
 
     @property
     def tasks(self) -> list[str]:

@@ -388,7 +388,7 @@ def models(as_json: bool, markdown: bool, include_test: bool) -> None:
     """The model registry: task, metrics, latency, cost."""
     from models.registry import Registry
 
-    reg = Registry.load(include_test=include_test or None)
+    reg = Registry.load(include_test=include_test or None, include_unserved=True)
     if as_json:
         _json_out([s.model_dump(mode="json") for s in reg])
         return
@@ -420,7 +420,7 @@ def models(as_json: bool, markdown: bool, include_test: bool) -> None:
         table.add_row(
             s.id,
             s.task,
-            s.kind,
+            _kind(s),
             s.backbone or "-",
             f"{metric[0]} {metric[1]:.3f}" if metric else "-",
             f"{s.quality:.3f}" if s.metrics else "-",
@@ -429,6 +429,11 @@ def models(as_json: bool, markdown: bool, include_test: bool) -> None:
             f"{s.cost:g}",
         )
     console.print(table)
+
+
+def _kind(spec) -> str:
+    """The model's kind, and whether the allocator may choose it."""
+    return spec.kind if spec.serving else f"{spec.kind} (evaluation only, not served)"
 
 
 def _models_markdown(reg) -> str:
@@ -452,7 +457,7 @@ def _models_markdown(reg) -> str:
     for s in sorted(reg, key=lambda s: (s.task, -s.quality)):
         m, lat = s.metrics, s.latency_ms
         rows.append(
-            f"| {s.id} | {s.task} | {s.kind} | {m.get('test_set', '-')} | {headline(m)} | "
+            f"| {s.id} | {s.task} | {_kind(s)} | {m.get('test_set', '-')} | {headline(m)} | "
             f"{f(m.get('macro_f1'))} | {f(s.quality) if m else '-'} | "
             f"{f(lat.get('1'))} | {f(lat.get('32'))} | {f(lat.get('128'))} |"
         )

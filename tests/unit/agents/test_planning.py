@@ -107,3 +107,21 @@ def test_budget_from_priority_and_deadline():
 
 def test_derived_ids_are_stable():
     assert derive_id("sf.in", 1, 2) == derive_id("sf.in", 1, 2) != derive_id("sf.in", 1, 3)
+
+
+def test_a_model_that_is_not_serving_is_never_allocated():
+    # Its validation score (0.99) would rank it first; it is catalogued for evaluation only.
+    shelf = spec("bench-only", "fin_sentiment", 0.99, 0.05).model_copy(update={"serving": False})
+    reg = Registry([*REG, shelf])
+    p = Planner(reg, Settings(source_tasks={"newswire": ["fin_sentiment"]}), FakeDomain())
+    everyday, evaluation = p.plan_batch(
+        [
+            (InputMessage(text="Apple beats estimates", source="newswire"), "a"),
+            (InputMessage(text="Apple beats estimates", source="newswire", meta={"models": "all"}), "b"),
+        ],
+        {},
+        0,
+    )
+    for planned in (everyday, evaluation):
+        assert "bench-only" not in planned.plan.tasks[0].models
+    assert "bench-only" in reg  # still listed, evaluated and loadable by id

@@ -11,7 +11,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 @pytest.fixture(scope="session")
 def registry():
-    """The committed catalog, with every model whose artifact is present."""
+    """The committed catalog, with every model whose artifact is present (served or not)."""
     from models.registry import Registry
 
-    return Registry.load(include_test=True)
+    return Registry.load(include_test=True, include_unserved=True)

@@ -18,7 +18,7 @@ TEXTS = [
     "",
 ]
 
-CATALOG_IDS = [s.id for s in Registry.load(include_test=True)]
+CATALOG_IDS = [s.id for s in Registry.load(include_test=True, include_unserved=True)]
 
 
 def _check_output(out: ModelOutput, adapter: Adapter) -> None:

@@ -51,6 +51,16 @@ def test_allagree_heldout_is_inside_50agree_test() -> None:
     assert not set(held.texts) & set(data.fpb50("train").texts)
 
 
+def test_allagree_clean_leaves_out_the_50agree_test_sentences() -> None:
+    held = set(data.fpb50("test").texts)
+    for split in ("train", "validation"):
+        clean, own = data.fpb_allagree_clean(split), data.fpb_allagree(split)
+        assert not set(clean.texts) & held
+        assert set(clean.texts) == set(own.texts) - held
+        assert 0 < len(clean.texts) < len(own.texts)
+    assert data.fpb_allagree_clean("test") == data.fpb_allagree("test")  # scored on its own split
+
+
 def test_label_mappings() -> None:
     assert set(data.twitter_fin("test").labels) == {"negative", "neutral", "positive"}
     assert set(data.sst2("test").labels) == {"negative", "positive"}

@@ -16,7 +16,7 @@ from models.evaluate import spans_to_iob
 from models.lora import iob_to_spans, split_words, word_shape
 from models.registry import Registry
 
-LORA_CLASSIFIERS = ["lora-fin", "lora-sst2", "lora-clinc150"]
+LORA_CLASSIFIERS = ["lora-fin", "lora-fin-allagree", "lora-sst2", "lora-clinc150"]
 OOS_ID = "lora-clinc150"
 NER_ID = "lora-conll"
 NER_TEXTS = [
@@ -30,7 +30,7 @@ NER_TEXTS = [
 
 
 def _present(model_id: str) -> bool:
-    return model_id in Registry.load(include_test=True)
+    return model_id in Registry.load(include_test=True, include_unserved=True)
 
 
 # --- pure helpers ----------------------------------------------------------------------
