@@ -324,7 +324,7 @@ class ModelServer:
                     if not batch:
                         continue
                     t0 = time.perf_counter()
-                    out = await self.handle(batch)
+                    batch, out = await self.take_turn(consumer, batch)
                     await self.app.complete_batch(consumer, out, batch)
                     metrics.stage_batch("infer", len(batch), time.perf_counter() - t0, self.name)
                     metrics.published("infer", out, self.topics)
@@ -334,8 +334,19 @@ class ModelServer:
                 await reporter
             self.executor.shutdown(wait=False, cancel_futures=True)
 
+    async def take_turn(self, consumer, batch: list) -> tuple[list, list[Outgoing]]:
+        """Wait for a compute slot, then handle ``batch`` with the records that arrived
+        while it waited (up to the batch cap): they join this pass instead of waiting a
+        whole turn of the gate for the next one. Returns the records handled and the output.
+        """
+        async with self.gate or contextlib.nullcontext():
+            if self.app.settings.gate_top_up:
+                batch = batch + await self.app.more(consumer, self.batch_cap() - len(batch))
+            return batch, await self.handle(batch)
+
     async def handle(self, batch) -> list[Outgoing]:
-        """Decode, drop expired, predict in the model thread, encode."""
+        """Decode, drop expired, predict in the model thread, encode (the caller holds the
+        compute slot: :meth:`take_turn`)."""
         worker = self.app.worker
         out: list[Outgoing] = []
         live: list[Subtask] = []
@@ -363,8 +374,7 @@ class ModelServer:
         )
         metrics.model_error(self.name, "expired", len(expired))
         if live:
-            async with self.gate or contextlib.nullcontext():
-                preds += await self._predict(live, worker)
+            preds += await self._predict(live, worker)
         out.extend(Outgoing(self.topics.predictions, dumps(p), key_bytes(p.message_id)) for p in preds)
         return out
 

@@ -320,6 +320,21 @@ class StreamApp:
                 async with lock:
                     yield batch
 
+    async def more(self, consumer: AIOKafkaConsumer, max_records: int) -> list[ConsumerRecord]:
+        """Up to ``max_records`` records already fetched for ``consumer``, without waiting.
+
+        For a caller inside a batch from :meth:`batches` (its batch lock held, so the
+        assignment cannot change): what arrived since joins that batch, and committing the
+        batch's last offsets covers it.
+        """
+        if max_records <= 0:
+            return []
+        try:
+            got = await consumer.getmany(timeout_ms=0, max_records=max_records)
+        except IllegalStateError:
+            return []
+        return [rec for recs in got.values() for rec in recs]
+
     async def commit(self, consumer: AIOKafkaConsumer, offsets: dict[tuple[str, int], int]) -> bool:
         """Commit explicit offsets; False when a rebalance took the partitions away."""
         if not offsets:

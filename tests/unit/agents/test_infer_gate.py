@@ -57,15 +57,27 @@ def _records(model_id: str, n: int = 3) -> list[SimpleNamespace]:
     ]
 
 
+class FakeApp(SimpleNamespace):
+    """The slice of StreamApp a ModelServer's turn uses; ``waiting`` is what ``more`` finds."""
+
+    def __init__(self, settings: Settings | None = None, waiting: list | None = None) -> None:
+        super().__init__(settings=settings or Settings(), worker="w", topics=Topics("t."))
+        self.waiting = list(waiting or [])
+
+    async def more(self, consumer, max_records: int) -> list:
+        got, self.waiting = self.waiting[:max_records], self.waiting[max_records:]
+        return got
+
+
 async def _most_at_once(gate: asyncio.Semaphore | None, servers: int = 3) -> int:
     shared, lock = {"now": 0, "most": 0}, threading.Lock()
-    app = SimpleNamespace(settings=Settings(), worker="w", topics=Topics("t."))
+    app = FakeApp()
     models = [
         ModelServer(app, {f"m{i}": SlowAdapter(shared, lock)}, gate=gate)  # type: ignore[arg-type, dict-item]
         for i in range(servers)
     ]
-    outs = await asyncio.gather(*(m.handle(_records(m.name)) for m in models))
-    assert all(len(o) == 3 for o in outs)  # every subtask still gets its prediction
+    turns = await asyncio.gather(*(m.take_turn(None, _records(m.name)) for m in models))
+    assert all(len(out) == 3 for _, out in turns)  # every subtask still gets its prediction
     return shared["most"]
 
 
@@ -79,6 +91,26 @@ def test_without_a_gate_batches_overlap():
 
 def test_a_gate_of_two_lets_two_overlap():
     assert asyncio.run(_most_at_once(asyncio.Semaphore(2))) == 2
+
+
+def test_records_that_arrive_while_a_batch_waits_for_the_gate_join_it():
+    async def run() -> tuple[list, list, list]:
+        shared, lock = {"now": 0, "most": 0}, threading.Lock()
+        gate = asyncio.Semaphore(1)
+        records = _records("m", 8)
+        app = FakeApp(Settings(batch_max=6))
+        server = ModelServer(app, {"m": SlowAdapter(shared, lock)}, gate=gate)  # type: ignore[arg-type, dict-item]
+        async with gate:  # another model's batch is computing
+            turn = asyncio.create_task(server.take_turn(None, records[:1]))
+            await asyncio.sleep(0.01)
+            app.waiting = records[1:]  # arrive meanwhile
+        batch, out = await turn
+        return batch, out, app.waiting
+
+    batch, out, left = asyncio.run(run())
+    assert [r.offset for r in batch] == [0, 1, 2, 3, 4, 5]  # topped up to the cap, in order
+    assert len(out) == 6
+    assert [r.offset for r in left] == [6, 7]  # the rest waits for the next batch
 
 
 def _spec(mid: str, adapter: str, backbone: str | None = None) -> ModelSpec:
