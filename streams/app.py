@@ -61,6 +61,16 @@ def batch_offsets(batch: Iterable[ConsumerRecord]) -> dict[tuple[str, int], int]
     return offsets
 
 
+async def _fetch(consumer: AIOKafkaConsumer, wait_ms: int, max_records: int) -> list[ConsumerRecord] | None:
+    """One ``getmany``, flattened across partitions; None while the consumer has no
+    assignment (a rebalance in progress)."""
+    try:
+        got = await consumer.getmany(timeout_ms=wait_ms, max_records=max_records)
+    except IllegalStateError:
+        return None
+    return [rec for recs in got.values() for rec in recs]
+
+
 class _Listener(ConsumerRebalanceListener):
     def __init__(
         self,
@@ -308,12 +318,10 @@ class StreamApp:
         """
         lock = self._batch_lock.get(consumer)
         while not self.stopping.is_set():
-            try:
-                got = await consumer.getmany(timeout_ms=wait_ms, max_records=max_records)
-            except IllegalStateError:
+            batch = await _fetch(consumer, wait_ms, max_records)
+            if batch is None:
                 await asyncio.sleep(0.1)  # no assignment yet during a rebalance
                 continue
-            batch = [rec for recs in got.values() for rec in recs]
             if lock is None:
                 yield batch
             else:
@@ -329,11 +337,7 @@ class StreamApp:
         """
         if max_records <= 0:
             return []
-        try:
-            got = await consumer.getmany(timeout_ms=0, max_records=max_records)
-        except IllegalStateError:
-            return []
-        return [rec for recs in got.values() for rec in recs]
+        return await _fetch(consumer, 0, max_records) or []
 
     async def commit(self, consumer: AIOKafkaConsumer, offsets: dict[tuple[str, int], int]) -> bool:
         """Commit explicit offsets; False when a rebalance took the partitions away."""
