@@ -90,6 +90,7 @@ class LoraNerAdapter(_LoraBase):
     def __init__(self, spec: ModelSpec):
         super().__init__(spec)
         self.tags: list[str] = list(self.config["tags"])
+        self.tag_index = {t: k for k, t in enumerate(self.tags)}
         self.labels: list[str] = list(self.config["labels"])  # entity types
 
     def predict_word_probs(self, words: Sequence[Sequence[str]]) -> list[np.ndarray]:
@@ -103,11 +104,13 @@ class LoraNerAdapter(_LoraBase):
         return [softmax(s, self.temperature) if len(s) else s for s in logits]
 
     def predict_tags(self, words: Sequence[Sequence[str]]) -> list[list[str]]:
-        """IOB2 tags for pre-split sentences."""
-        return [[self.tags[k] for k in p.argmax(1)] for p in self.predict_word_probs(words)]
+        """IOB2 tags for pre-split sentences (the most probable valid IOB2 sequence)."""
+        from models.lora import decode_iob
+
+        return [decode_iob(p, self.tags) for p in self.predict_word_probs(words)]
 
     def predict(self, texts: Sequence[str]) -> list[ModelOutput]:
-        from models.lora import iob_to_spans, split_words
+        from models.lora import decode_iob, iob_to_spans, split_words
 
         if not texts:
             return []
@@ -121,10 +124,10 @@ class LoraNerAdapter(_LoraBase):
             p = by_text.get(i)
             if p is not None:
                 words = splits[i]
-                tags = [self.tags[k] for k in p.argmax(1)]
+                tags = decode_iob(p, self.tags)
                 for typ, a, b in iob_to_spans(tags):
                     start, end = words[a][1], words[b - 1][2]
-                    score = float(p[np.arange(a, b), p[a:b].argmax(1)].mean())
+                    score = float(np.mean([p[j, self.tag_index[tags[j]]] for j in range(a, b)]))
                     entities.append(Entity(text=text[start:end], type=typ, start=start, end=end, score=score))
             score = float(np.mean([e.score for e in entities])) if entities else 1.0
             outputs.append(ModelOutput(label=None, score=min(1.0, score), probs=None, entities=entities))

@@ -13,7 +13,7 @@ from models.adapters import build_adapter
 from models.adapters._common import outputs_with_oos
 from models.base import Entity
 from models.evaluate import spans_to_iob
-from models.lora import iob_to_spans, split_words, word_shape
+from models.lora import decode_iob, iob_to_spans, split_words, word_shape
 from models.registry import Registry
 
 LORA_CLASSIFIERS = ["lora-fin", "lora-fin-allagree", "lora-sst2", "lora-clinc150"]
@@ -60,6 +60,33 @@ def test_iob_to_spans_follows_seqeval() -> None:
     tags = ["B-PER", "I-PER", "O", "I-LOC", "B-LOC", "I-ORG", "I-ORG"]
     assert iob_to_spans(tags) == [("PER", 0, 2), ("LOC", 3, 4), ("LOC", 4, 5), ("ORG", 5, 7)]
     assert iob_to_spans(["O", "O"]) == []
+
+
+TAGS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG"]
+
+
+def _probs(rows: list[list[float]]) -> np.ndarray:
+    return np.array(rows, dtype=float)
+
+
+def test_decode_iob_never_starts_an_entity_with_i() -> None:
+    # argmax reads "I-ORG O", which seqeval counts as an ORG entity: a stray fragment.
+    p = _probs([[0.4, 0.05, 0.0, 0.1, 0.45], [0.9, 0.02, 0.02, 0.03, 0.03]])
+    assert [TAGS[k] for k in p.argmax(1)] == ["I-ORG", "O"]
+    assert decode_iob(p, TAGS) == ["O", "O"]
+
+
+def test_decode_iob_repairs_a_type_switch_inside_an_entity() -> None:
+    # argmax: B-PER I-ORG (two entities); the best valid sequence keeps one PER.
+    p = _probs([[0.0, 0.9, 0.0, 0.1, 0.0], [0.1, 0.0, 0.4, 0.0, 0.5]])
+    assert [TAGS[k] for k in p.argmax(1)] == ["B-PER", "I-ORG"]
+    assert decode_iob(p, TAGS) == ["B-PER", "I-PER"]
+
+
+def test_decode_iob_keeps_a_valid_argmax() -> None:
+    p = _probs([[0.1, 0.8, 0.05, 0.05, 0.0], [0.1, 0.0, 0.8, 0.1, 0.0], [0.9, 0.0, 0.0, 0.1, 0.0]])
+    assert decode_iob(p, TAGS) == ["B-PER", "I-PER", "O"]
+    assert decode_iob(np.zeros((0, 5)), TAGS) == []
 
 
 def test_spans_to_iob_round_trip() -> None:
