@@ -85,6 +85,9 @@ class RunResult:
     stage_ms: dict[str, float] = field(default_factory=dict)
     rss_mb: dict[str, list[float]] = field(default_factory=dict)
     cpu_busy: float | None = None  # mean share of the machine's CPU in use during the run
+    # cores each process used on average during the run: the workers (by roles), the local
+    # broker, and the bench itself (producer and result reader), which share the machine
+    cpu_cores: dict[str, float] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -135,6 +138,21 @@ class Pipeline:
                 p.wait(20)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+    def processes(self) -> dict[str, psutil.Process]:
+        """The processes a run's CPU goes to, by name: each worker, the broker, the bench."""
+        from streams.broker import read_pid
+
+        out = {}
+        for roles, p in self.procs:
+            with contextlib.suppress(psutil.Error):
+                out[roles] = psutil.Process(p.pid)
+        broker = read_pid(self.settings)
+        if broker is not None:
+            with contextlib.suppress(psutil.Error):
+                out["broker"] = psutil.Process(broker)
+        out["bench"] = psutil.Process()
+        return out
 
     def rss_mb(self) -> dict[str, float]:
         out = {}
@@ -193,6 +211,8 @@ class Pipeline:
         await ready.wait()
         producer = AIOKafkaProducer(**self.settings.client_kwargs(), linger_ms=5, acks=1)
         await producer.start()
+        procs = self.processes()
+        cpu0 = cpu_seconds(procs)
         t0 = time.monotonic()
         try:
             futs = []
@@ -212,6 +232,7 @@ class Pipeline:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), timeout)
         elapsed = time.monotonic() - t0
+        cpu1 = cpu_seconds(procs)
         done.set()
         collector.cancel()
         sampler.cancel()
@@ -244,7 +265,20 @@ class Pipeline:
             stage_ms={k: round(statistics.median(v), 2) for k, v in stage.items() if v},
             rss_mb=dict(rss),
             cpu_busy=round(statistics.mean(cpu) / 100, 3) if cpu else None,
+            cpu_cores={k: round((cpu1[k] - cpu0[k]) / elapsed, 2) for k in cpu0.keys() & cpu1.keys()}
+            if elapsed
+            else {},
         )
+
+
+def cpu_seconds(procs: dict[str, psutil.Process]) -> dict[str, float]:
+    """User + system CPU seconds so far of each process (those that have exited are left out)."""
+    out = {}
+    for name, p in procs.items():
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            out[name] = t.user + t.system
+    return out
 
 
 async def warm(pipe: Pipeline, data_dir: Path, tasks: list[str] | None = None) -> None:

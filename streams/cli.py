@@ -683,6 +683,11 @@ def _compare_table(r: dict) -> Table:
     return t
 
 
+def _cores(run: dict) -> str:
+    """``infer 1.20 · broker 0.36 · ...``: cores each process used during a bench run."""
+    return " · ".join(f"{k} {v:.2f}" for k, v in sorted(run["cpu_cores"].items(), key=lambda kv: -kv[1]))
+
+
 def _bench_table(r: dict) -> Table:
     t = Table(title=f"streamfuse bench ({r['machine']['cpus']} CPUs, {r['machine']['device']})")
     for col in ("measure", "value"):
@@ -705,6 +710,11 @@ def _bench_table(r: dict) -> Table:
                 "p50 {p50} / p95 {p95} / p99 {p99} ms".format(**v["latency_ms"]),
             )
             for k, v in r["load"].items()
+        ],
+        *[
+            (f"CPU cores by process, {name}", _cores(run))
+            for name, run in [("saturation", sat), *((f"{k} load", v) for k, v in r["load"].items())]
+            if run.get("cpu_cores")
         ],
         *[
             (
