@@ -375,12 +375,13 @@ _add(
         datasets=["conll2003"],
         # train.txt only (all 14,041 sentences; the first version trained one epoch on a
         # seeded 5,000: validation F1 0.8123); valid.txt picks the epoch and the
-        # temperature; test.txt scores.
+        # temperature; test.txt scores. Five epochs: with three, validation F1 still rose
+        # at the last one (0.860, 0.896, 0.906).
         validation=lambda: data.conll2003("validation"),  # type: ignore[arg-type,return-value]
         tests={"conll2003_test": lambda: data.conll2003("test")},  # type: ignore[dict-item]
         hparams={
             "lora": _LORA,
-            "epochs": 3,
+            "epochs": 5,
             "batch_size": 16,
             "max_length": 128,
             "lr_lora": 1e-3,
