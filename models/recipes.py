@@ -305,8 +305,10 @@ _add(
         validation=lambda: data.fpb50("validation"),
         tests=_FIN_TESTS,
         hparams={
-            "lora": _LORA,
-            "epochs": 3,
+            # rank 32 (alpha 64): validation macro-F1 0.832 against rank 8's 0.815; a run at
+            # half the learning rate over five epochs reached 0.825 (both runs' best epoch kept)
+            "lora": {"r": 32, "lora_alpha": 64, "lora_dropout": 0.1},
+            "epochs": 4,
             "batch_size": 16,
             "max_length": 96,
             "lr_lora": 1e-3,

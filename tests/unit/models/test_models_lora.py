@@ -159,7 +159,8 @@ def test_lora_classifier_artifact(registry: Registry, model_id: str) -> None:
     path = spec.artifact_path()
     assert path is not None
     assert {p.name for p in path.iterdir()} >= {"model.json", "weights.safetensors"}
-    assert (path / "weights.safetensors").stat().st_size < 5_000_000  # LoRA + head only
+    # LoRA + head only: 1.3 MB at rank 8, 5.3 MB at rank 32 (lora-fin); the full MiniLM is 90 MB
+    assert (path / "weights.safetensors").stat().st_size < 8_000_000
     adapter = build_adapter(spec)
     assert adapter.backbone is None  # cannot share the frozen encoder's pass
     texts = ["Operating profit rose to EUR 13.1 mn.", "a dull, lifeless film.", ""]
