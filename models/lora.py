@@ -22,6 +22,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -114,9 +115,11 @@ def iob_to_spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
     return spans
 
 
-def iob_transitions(tag_names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+@cache
+def iob_transitions(tag_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """IOB2's hard constraints as additive scores: ``(start, transition)``, 0 where allowed
-    and -inf where not (``I-X`` only after ``B-X`` or ``I-X``, never first)."""
+    and -inf where not (``I-X`` only after ``B-X`` or ``I-X``, never first). Cached per tag
+    set: the infer path decodes every sentence with the same one."""
     inside = [t[2:] if t.startswith("I-") else None for t in tag_names]
     start = np.array([-np.inf if typ else 0.0 for typ in inside])
     trans = np.zeros((len(tag_names), len(tag_names)))
@@ -134,12 +137,13 @@ def decode_iob(probs: np.ndarray, tag_names: Sequence[str]) -> list[str]:
     probabilities under :func:`iob_transitions`).
 
     Per-word argmax can give ``O I-ORG``, which seqeval reads as a new entity: a stray
-    fragment. On CoNLL-2003's validation split lora-conll's entity F1 was 0.906 with
-    argmax and 0.919 with this decoder (no parameter is tuned: the constraints are IOB2's).
+    fragment. On CoNLL-2003's validation split the three-epoch lora-conll's entity F1 was
+    0.906 with argmax and 0.919 with this decoder (no parameter is tuned: the constraints
+    are IOB2's).
     """
     if len(probs) == 0:
         return []
-    start, trans = iob_transitions(tag_names)
+    start, trans = iob_transitions(tuple(tag_names))
     logp = np.log(np.clip(probs, 1e-12, 1.0))
     score = start + logp[0]
     back = np.zeros((len(logp), len(tag_names)), dtype=np.int64)
