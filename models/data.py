@@ -28,7 +28,7 @@ import functools
 import hashlib
 import os
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -165,6 +165,12 @@ def _read_fpb(name: str) -> tuple[list[str], list[str]]:
     return _dedupe(pairs)
 
 
+def _where(split: Split, keep: Callable[[str], bool]) -> Split:
+    """The items of ``split`` whose text ``keep`` accepts, in order."""
+    pairs = [(t, y) for t, y in zip(split.texts, split.labels, strict=True) if keep(t)]
+    return Split([t for t, _ in pairs], [y for _, y in pairs])
+
+
 @functools.cache
 def _fpb_splits(name: str) -> dict[str, Split]:
     return _three_way(*_read_fpb(name), test=0.2, val=0.1)
@@ -189,9 +195,7 @@ def fpb_allagree_heldout() -> Split:
     """AllAgree sentences that are in the 50Agree *test* split: the leak-free AllAgree
     score for models trained on the 50Agree train split (AllAgree is a subset of 50Agree)."""
     allagree = set(_read_fpb("Sentences_AllAgree.txt")[0])
-    test = fpb50("test")
-    keep = [i for i, t in enumerate(test.texts) if t in allagree]
-    return Split([test.texts[i] for i in keep], [test.labels[i] for i in keep])
+    return _where(fpb50("test"), lambda t: t in allagree)
 
 
 def fpb_allagree_clean(split: SplitName) -> Split:
@@ -206,8 +210,7 @@ def fpb_allagree_clean(split: SplitName) -> Split:
     if split == "test":
         return own
     held = set(fpb50("test").texts)
-    keep = [i for i, t in enumerate(own.texts) if t not in held]
-    return Split([own.texts[i] for i in keep], [own.labels[i] for i in keep])
+    return _where(own, lambda t: t not in held)
 
 
 @functools.cache
