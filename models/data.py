@@ -52,6 +52,9 @@ DATASET_FILES: dict[str, list[str]] = {
         "financial_phrasebank/Sentences_50Agree.txt",
         "financial_phrasebank/Sentences_AllAgree.txt",
     ],
+    "fpb_agreement": [
+        f"financial_phrasebank/Sentences_{n}.txt" for n in ("50Agree", "66Agree", "75Agree", "AllAgree")
+    ],
     "twitter_fin": [
         "twitter_financial_news_sentiment/sent_train.csv",
         "twitter_financial_news_sentiment/sent_valid.csv",
@@ -196,6 +199,26 @@ def fpb_allagree_heldout() -> Split:
     score for models trained on the 50Agree train split (AllAgree is a subset of 50Agree)."""
     allagree = set(_read_fpb("Sentences_AllAgree.txt")[0])
     return _where(fpb50("test"), lambda t: t in allagree)
+
+
+# Each FPB sentence's annotator agreement: the strictest subset file that holds it.
+_FPB_AGREEMENT = (
+    ("Sentences_AllAgree.txt", 1.0),
+    ("Sentences_75Agree.txt", 0.75),
+    ("Sentences_66Agree.txt", 0.66),
+    ("Sentences_50Agree.txt", 0.5),
+)
+
+
+@functools.cache
+def fpb_agreement() -> dict[str, float]:
+    """The share of annotators who agreed on each Financial PhraseBank sentence, as a
+    lower bound: 1.0 for AllAgree, 0.75, 0.66, else 0.5 (the subset files nest)."""
+    level: dict[str, float] = {}
+    for name, share in _FPB_AGREEMENT:
+        for text in _read_fpb(name)[0]:
+            level.setdefault(text, share)
+    return level
 
 
 def fpb_allagree_clean(split: SplitName) -> Split:

@@ -458,9 +458,11 @@ def train_sequence(
     hp: dict[str, Any],
     say: Callable[[str], None],
     seed: int,
+    soft: np.ndarray | None = None,
 ) -> TrainResult:
     """Fine-tune LoRA + head on (texts, y); keep the epoch with the best validation
-    macro-F1."""
+    macro-F1. ``soft`` (one probability row per text), when given, replaces the one-hot
+    targets in the loss; validation still scores the hard labels."""
     from sklearn.metrics import f1_score
 
     device = train_device()
@@ -472,7 +474,8 @@ def train_sequence(
 
     def batch_loss(batch: list[int]) -> torch.Tensor:
         enc = encode_texts(tok, [texts[i] for i in batch], max_len, device)
-        return loss_fn(model(**enc), torch.as_tensor(y[batch], device=device))
+        target = y[batch] if soft is None else soft[batch]
+        return loss_fn(model(**enc), torch.as_tensor(target, device=device))
 
     def validate() -> tuple[float, dict[str, float], np.ndarray, str]:
         logits = predict_sequence_logits(model, tok, val_texts, max_len, device)

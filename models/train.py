@@ -409,6 +409,25 @@ def _train_tickers(recipe: Recipe, progress: Callable[[str], None]) -> dict[str,
     return config
 
 
+def agreement_targets(shares: list[float], y: np.ndarray, n_labels: int) -> np.ndarray:
+    """Soft targets from annotator agreement: ``share`` of the mass on the majority label,
+    the rest spread evenly over the others (which of them the dissenters chose is not
+    recorded). A unanimous sentence gets its one-hot row."""
+    share = np.asarray(shares, dtype=np.float32)[:, None]
+    out = np.repeat((1.0 - share) / (n_labels - 1), n_labels, axis=1)
+    out[np.arange(len(y)), y] = share[:, 0]
+    return out
+
+
+def _agreement_targets(texts: list[str], y: np.ndarray, n_labels: int) -> np.ndarray:
+    """``agreement_targets`` for Financial PhraseBank sentences (``data.fpb_agreement``)."""
+    level = data.fpb_agreement()
+    missing = [t for t in texts if t not in level]
+    if missing:
+        raise ValueError(f"{len(missing)} training texts have no FPB agreement level, e.g. {missing[0]!r}")
+    return agreement_targets([level[t] for t in texts], y, n_labels)
+
+
 def _train_lora(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, Any]:
     """MiniLM + LoRA + head (models/lora.py); the epoch is kept by validation score and
     the temperature fit on validation. Only LoRA matrices and the head are saved."""
@@ -463,15 +482,19 @@ def _train_lora(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, An
         in_scope = [i for i, y in enumerate(val_all.labels) if y in set(labels)]
         val_split = Split([val_all.texts[i] for i in in_scope], [val_all.labels[i] for i in in_scope])
         progress(f"LoRA on {len(train_split.texts)} texts ({torch_threads} threads)")
+        y_train = _index(labels, train_split.labels)
         res = lora.train_sequence(
             train_split.texts,
-            _index(labels, train_split.labels),
+            y_train,
             val_split.texts,
             _index(labels, val_split.labels),
             len(labels),
             hp,
             progress,
             SEED,
+            soft=_agreement_targets(train_split.texts, y_train, len(labels))
+            if hp.get("agreement_targets")
+            else None,
         )
         temperature = fit_temperature(res.val_logits, _index(labels, val_split.labels))
         meta = _metadata(recipe, train_split, val_all, train_set=set_name)

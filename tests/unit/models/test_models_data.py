@@ -61,6 +61,19 @@ def test_allagree_clean_leaves_out_the_50agree_test_sentences() -> None:
     assert data.fpb_allagree_clean("test") == data.fpb_allagree("test")  # scored on its own split
 
 
+def test_fpb_agreement_covers_every_sentence_at_its_strictest_level() -> None:
+    level = data.fpb_agreement()
+    assert set(level.values()) == {0.5, 0.66, 0.75, 1.0}
+    assert set(data.fpb50("train").texts) <= set(level)
+    allagree = data.fpb_allagree("train").texts
+    assert all(level[t] == 1.0 for t in allagree)
+    # a 50Agree-only sentence (in no stricter file) gets the loosest level
+    names = ("66Agree", "75Agree", "AllAgree")
+    stricter = {t for n in names for t in data._read_fpb(f"Sentences_{n}.txt")[0]}
+    loose = [t for t in data.fpb50("train").texts if t not in stricter]
+    assert loose and all(level[t] == 0.5 for t in loose)
+
+
 def test_label_mappings() -> None:
     assert set(data.twitter_fin("test").labels) == {"negative", "neutral", "positive"}
     assert set(data.sst2("test").labels) == {"negative", "positive"}
