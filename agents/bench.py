@@ -474,17 +474,27 @@ async def scale_out(
 
 
 def memory_growth(rss: dict[str, list[float]]) -> dict[str, Any]:
-    """Per worker: RSS after warm-up (20% into the run), at the end, peak, growth."""
+    """Per worker: how RSS moved from warm-up to the end of the run.
+
+    ``growth`` compares medians of windows: the tenth of the samples that ends 20% into
+    the run (after warm-up) against the last tenth. Single samples swing by ±10% as
+    batches of up to 128 come and go, so one sample against another measures where the
+    last batch happened to be; ``sample_growth`` is that one-sample ratio, kept for
+    comparison with earlier runs.
+    """
     out = {}
     for worker, series in rss.items():
-        if len(series) < 5:
+        if len(series) < 10:
             continue
-        base = series[len(series) // 5]
+        tenth = len(series) // 10
+        base = statistics.median(series[tenth : 2 * tenth])
+        end = statistics.median(series[-tenth:])
         out[worker] = {
-            "after_warmup_mb": base,
-            "end_mb": series[-1],
+            "after_warmup_mb": round(base, 1),
+            "end_mb": round(end, 1),
             "peak_mb": max(series),
-            "growth": round(series[-1] / base - 1, 4),
+            "growth": round(end / base - 1, 4),
+            "sample_growth": round(series[-1] / series[len(series) // 5] - 1, 4),
         }
     return out
 

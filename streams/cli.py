@@ -737,14 +737,20 @@ def _bench_table(r: dict) -> Table:
         ("allocation overhead", f"{r['allocation_ms_per_message']} ms/message"),
         ("recogniser alone", f"{ceil['recognizer_messages_per_s']} msg/s"),
         *[(f"stage {k} (median)", f"{v} ms") for k, v in sat["stage_ms"].items()],
-        *[
-            (f"RSS {w}", f"{m['after_warmup_mb']:.0f} -> {m['end_mb']:.0f} MB ({m['growth']:+.1%})")
-            for w, m in r["memory"].items()
-        ],
+        *[(f"RSS {w}", _rss_row(m)) for w, m in r["memory"].items()],
     ]
     for k, v in rows:
         t.add_row(k, v)
     return t
+
+
+def _rss_row(m: dict[str, Any]) -> str:
+    """Worker memory: medians of the warm-up and last tenths (``agents.bench.memory_growth``),
+    and the one-sample growth earlier runs reported."""
+    row = f"{m['after_warmup_mb']:.0f} -> {m['end_mb']:.0f} MB ({m['growth']:+.1%})"
+    if "sample_growth" in m:
+        row += f"; one sample to the last: {m['sample_growth']:+.1%}"
+    return row
 
 
 @main.command()
