@@ -311,7 +311,8 @@ _add(
             # Soft targets from the annotators' agreement ("agreement_targets": True,
             # models.train.agreement_targets) were tried and are off: best validation
             # macro-F1 0.827 over four epochs and 0.819 over six, against 0.832 without; nor
-            # was adding the twitter_fin training tweets (train set fpb50+twitter): 0.822.
+            # was adding the twitter_fin training tweets (train set fpb50+twitter): 0.822,
+            # nor rank 64 (alpha 128): 0.828.
             "epochs": 4,
             "batch_size": 16,
             "max_length": 96,

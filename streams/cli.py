@@ -696,7 +696,8 @@ def _bench_table(r: dict) -> Table:
     rows = [
         (
             "ceiling (models only, in-process)",
-            f"{ceil['messages_per_s']} msg/s at batch {ceil['batch_size']}",
+            f"{ceil['messages_per_s']} msg/s at batch {ceil['batch_size']}"
+            + (f", {ceil['concurrent_batches']} at once" if ceil.get("concurrent_batches", 1) > 1 else ""),
         ),
         (
             "end to end at saturation",

@@ -2,10 +2,12 @@
 
 import subprocess
 import sys
+import threading
+import time
 
 import psutil
 
-from agents.bench import cpu_seconds, memory_growth
+from agents.bench import cpu_seconds, memory_growth, run_lanes
 from streams.cli import _cores, _rss_row
 
 
@@ -53,3 +55,38 @@ def test_the_rss_row_shows_both_measures_and_reads_older_runs():
     assert _rss_row(new) == "1401 -> 1415 MB (+1.0%); one sample to the last: +10.1%"
     old = {"after_warmup_mb": 1302.7, "end_mb": 1434.4, "growth": 0.1011}
     assert _rss_row(old) == "1303 -> 1434 MB (+10.1%)"
+
+
+def _recording_jobs(keys: list[str], hold_s: float = 0.02):
+    lock = threading.Lock()
+    running: list[str] = []
+    seen = {"max": 0, "same_key": False, "done": []}
+
+    def job(key: str):
+        def run() -> None:
+            with lock:
+                seen["same_key"] |= key in running
+                running.append(key)
+                seen["max"] = max(seen["max"], len(running))
+            time.sleep(hold_s)
+            with lock:
+                running.remove(key)
+                seen["done"].append(key)
+
+        return run
+
+    return [(k, job(k)) for k in keys], seen
+
+
+def test_run_lanes_runs_every_job_never_two_of_one_model_at_once():
+    jobs, seen = _recording_jobs(["a", "a", "a", "b", "b", "c"])
+    run_lanes(jobs, 2)
+    assert sorted(seen["done"]) == ["a", "a", "a", "b", "b", "c"]
+    assert seen["max"] == 2
+    assert not seen["same_key"]
+
+
+def test_run_lanes_with_one_lane_runs_in_order():
+    jobs, seen = _recording_jobs(["b", "a", "c"], hold_s=0)
+    run_lanes(jobs, 1)
+    assert seen["done"] == ["b", "a", "c"] and seen["max"] == 1
