@@ -309,7 +309,8 @@ async def running(
 
 
 def ceiling(settings: Settings, n: int) -> dict[str, Any]:
-    """Messages/s of the selected models alone, in-process, at the best batch size."""
+    """Messages/s of the selected models alone, in-process: the best pass over batch sizes
+    and over one batch at a time or ``model_concurrency`` batches at once (``run_lanes``)."""
     from agents.infer import run_models
     from agents.planning import Planner
     from agents.recognize import build_planner
