@@ -308,8 +308,7 @@ _add(
             # rank 32 (alpha 64): validation macro-F1 0.832 against rank 8's 0.815; a run at
             # half the learning rate over five epochs reached 0.825 (both runs' best epoch kept)
             "lora": {"r": 32, "lora_alpha": 64, "lora_dropout": 0.1},
-            # Soft targets from the annotators' agreement ("agreement_targets": True, with
-            # "fpb_agreement" in datasets so that the files it reads are hashed;
+            # Soft targets from the annotators' agreement ("agreement_targets": True,
             # models.train.agreement_targets) were tried and are off: best validation
             # macro-F1 0.827 over four epochs and 0.819 over six, against 0.832 without; nor
             # was adding the twitter_fin training tweets (train set fpb50+twitter): 0.822,

@@ -498,6 +498,8 @@ def _train_lora(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, An
         )
         temperature = fit_temperature(res.val_logits, _index(labels, val_split.labels))
         meta = _metadata(recipe, train_split, val_all, train_set=set_name)
+        if hp.get("agreement_targets"):  # the soft targets read every FPB subset file
+            meta["data_hashes"] |= data.dataset_hashes("fpb_agreement")
         config = {"kind": "minilm_lora", "head": "sequence", "labels": labels}
         metric = "val_macro_f1"
         if "oos" in val_all.labels:
