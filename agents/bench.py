@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import os
 import statistics
 import subprocess
@@ -36,10 +37,12 @@ import psutil
 from aiokafka import AIOKafkaProducer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from streams.admin import ensure_topics, model_topics
+from streams.admin import broker_partitions, delete_prefixed_topics, ensure_topics, model_topics
 from streams.io import read_topic
 from streams.settings import Settings
 from streams.topics import Topics
+
+log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parent.parent
 BIG_BUDGET = {"budget_ms": 600_000}  # saturation runs queue deeply: nothing may expire
@@ -74,6 +77,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 # The recommended layout for 2 cores: the models in one process, the light stages in another.
 LAYOUT = ["infer", "recognize,fuse,monitor"]
+IDLE_SECONDS = 20.0  # the idle measurement before the saturation run
 WORKER_ENV = {"STREAMFUSE_TORCH_THREADS": "2"}
 
 
@@ -163,6 +167,17 @@ class Pipeline:
             with contextlib.suppress(psutil.Error):
                 out[f"{roles}#{p.pid}"] = psutil.Process(p.pid).memory_info().rss / 2**20
         return out
+
+    async def idle_cores(self, seconds: float) -> dict[str, float]:
+        """Cores each process uses with no traffic, over ``seconds``: the pipeline's fixed
+        cost (polls, heartbeats, load reports), which every load pays on top of the models."""
+        procs = self.processes()
+        del procs["bench"]  # the bench is asleep here
+        cpu0 = cpu_seconds(procs)
+        t0 = time.monotonic()
+        await asyncio.sleep(seconds)
+        cpu1, elapsed = cpu_seconds(procs), time.monotonic() - t0
+        return {k: round((cpu1[k] - cpu0[k]) / elapsed, 3) for k in cpu0.keys() & cpu1.keys()}
 
     async def run(self, msgs: list[dict], rate: float | None, name: str, timeout: float = 1800) -> RunResult:
         """Produce ``msgs`` (``ts`` stamped at send time), wait for every result."""
@@ -300,12 +315,16 @@ async def running(
 ) -> AsyncIterator[Pipeline]:
     """A started and warmed-up pipeline of worker processes, stopped on exit."""
     pipe = Pipeline(settings, layout, env, logs, console)
-    await pipe.start()
     try:
+        await pipe.start()
         await warm(pipe, settings.data_path, warm_tasks)
         yield pipe
     finally:
         pipe.stop()
+        try:
+            await delete_prefixed_topics(pipe.settings, pipe.prefix)
+        except Exception as exc:  # the measurement stands; only the broker keeps the topics
+            log.warning("could not delete the run's topics %s*: %s", pipe.prefix, exc)
 
 
 def ceiling(settings: Settings, n: int) -> dict[str, Any]:
@@ -434,13 +453,18 @@ async def run_bench(
     load_seconds: float,
     scale_messages: int,
     scale_hold_ms: int = 250,
+    warm_messages: int = 2_000,
     out_dir: Path,
     console,
 ) -> dict[str, Any]:
-    """Run every part; returns the report (also written as JSON and PNG under ``out_dir``)."""
+    """Run every part; returns the report (also written as JSON and PNG under ``out_dir``).
+
+    Before the saturation run, ``warm_messages`` go through unmeasured, so the broker's JIT
+    has compiled its request paths (as in a broker that has been up a while) and the ceiling,
+    which keeps its best pass, is compared with a warm pipeline."""
     out_dir.mkdir(parents=True, exist_ok=True)
     logs = out_dir / "logs"
-    report: dict[str, Any] = {"machine": machine(), "messages": messages}
+    report: dict[str, Any] = {"machine": machine(), "messages": messages, "warm_messages": warm_messages}
     console.print("[bold]1/6 ceiling[/] (in-process, no Kafka)")
     report["ceiling"] = await asyncio.to_thread(ceiling, settings, min(messages, 1000))
     report["allocation_ms_per_message"] = allocation_overhead(settings)
@@ -448,6 +472,11 @@ async def run_bench(
 
     console.print(f"[bold]2/6 saturation[/]: {messages} messages, layout {layout}")
     async with running(settings, layout, env, logs, console) as pipe:
+        if warm_messages > 0:
+            await pipe.run(message_mix(warm_messages, settings.data_path, "jitwarm"), None, "warm-up")
+        report["broker_partitions"] = await broker_partitions(pipe.settings)
+        report["idle_cores"] = await pipe.idle_cores(IDLE_SECONDS)
+        console.print(f"   idle: {report['idle_cores']} cores")
         sat = await pipe.run(message_mix(messages, settings.data_path, "sat"), None, "saturation")
         report["saturation"] = asdict(sat)
         console.print(f"   {sat.throughput} msg/s, p99 {sat.latency_ms['p99']} ms")

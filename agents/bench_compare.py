@@ -43,6 +43,9 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         out[p] = statistics.median(r["latency_ms"][p] for r in runs)
     growth = [g["growth"] for r in runs for g in r["memory"].values() if g.get("growth") is not None]
     out["max_rss_growth"] = max(growth) if growth else None
+    idle = [r["idle_cores"] for r in runs if r.get("idle_cores")]
+    if idle:
+        out["idle_cores"] = {p: statistics.median(i[p] for i in idle if p in i) for p in idle[0]}
     return out
 
 
@@ -56,6 +59,7 @@ async def run_compare(
     rounds: int,
     out_dir: Path,
     console,
+    idle_s: float = 0.0,
 ) -> dict[str, Any]:
     """Alternate pipelines with ``setting`` at each value, ``rounds`` times; JSON under ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -66,9 +70,12 @@ async def run_compare(
             label = f"{setting}={value} #{i + 1}"
             console.print(f"[bold]{label}[/]: {messages} messages at {rate or 'full'} msg/s")
             async with running(settings, LAYOUT, env, out_dir / "logs", console) as pipe:
+                idle = await pipe.idle_cores(idle_s) if idle_s > 0 else None
                 res = await pipe.run(message_mix(messages, settings.data_path, f"ab{i}{value}"), rate, label)
             row = asdict(res)
             row["memory"] = memory_growth(row.pop("rss_mb"))
+            if idle is not None:
+                row["idle_cores"] = idle
             runs[value].append(row)
             lat = res.latency_ms
             console.print(f"   {res.throughput} msg/s, p50 {lat['p50']} ms, p99 {lat['p99']} ms")
@@ -78,6 +85,7 @@ async def run_compare(
         "rate": rate,
         "messages": messages,
         "rounds": rounds,
+        "idle_seconds": idle_s,
         "layout": LAYOUT,
         "summary": {v: summarise(rs) for v, rs in runs.items()},
         "runs": runs,

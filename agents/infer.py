@@ -316,7 +316,7 @@ class ModelServer:
                 # consumer's fetch buffer, in order, for the next batch: committing this
                 # batch's last offsets never skips one.
                 async with contextlib.aclosing(
-                    self.app.batches(consumer, self.batch_cap(), s.batch_wait_ms)
+                    self.app.batches(consumer, self.batch_cap(), s.idle_poll_ms)
                 ) as batches:
                     batch = await anext(batches, None)
                     if batch is None:

@@ -96,7 +96,7 @@ async def run(app: StreamApp, registry: Registry) -> None:
     follower = asyncio.create_task(follow_loads(app, view))
     s = app.settings
     try:
-        async for batch in app.batches(consumer, s.batch_max, s.batch_wait_ms):
+        async for batch in app.batches(consumer, s.batch_max, s.idle_poll_ms):
             if batch:
                 t0 = time.perf_counter()
                 raws = [Raw(r.value, r.topic, r.partition, r.offset) for r in batch]

@@ -84,6 +84,27 @@ def _new_topic(settings: Settings, topics: Topics, name: str) -> NewTopic:
     return NewTopic(name, settings.partitions, settings.replication)
 
 
+async def delete_prefixed_topics(settings: Settings, prefix: str) -> list[str]:
+    """Delete every topic whose name starts with ``prefix``; returns the names deleted.
+
+    For throwaway pipelines (the bench's): each partition costs an idle broker CPU, so
+    topics left behind make every later run on that broker slower."""
+    if not prefix:
+        raise ValueError("an empty prefix would delete every topic")
+    async with _admin(settings) as admin:
+        names = sorted(t for t in await admin.list_topics() if t.startswith(prefix))
+        if names:
+            await admin.delete_topics(names)
+            await _wait_gone(admin, names)
+    return names
+
+
+async def broker_partitions(settings: Settings) -> int:
+    """Partitions of every topic on the cluster, internal ones included."""
+    async with _admin(settings) as admin:
+        return sum(len(t["partitions"]) for t in await admin.describe_topics(None) if t["partitions"])
+
+
 async def partition_count(settings: Settings, topic: str) -> int | None:
     """The number of partitions ``topic`` has on the broker (None if it does not exist)."""
     async with _admin(settings) as admin:
@@ -120,3 +141,14 @@ async def _wait_visible(admin: AIOKafkaAdminClient, names: list[str], timeout: f
             return
         await asyncio.sleep(0.2)
     raise TimeoutError(f"topics not visible after {timeout}s: {names}")
+
+
+async def _wait_gone(admin: AIOKafkaAdminClient, names: list[str], timeout: float = 60) -> None:
+    """Until no deleted topic is listed any more (deletion finishes after the reply)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if not set(names) & set(await admin.list_topics()):
+            return
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"topics still listed {timeout}s after their deletion: {names[:5]}")

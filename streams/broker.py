@@ -189,6 +189,17 @@ def _server_properties(settings: Settings, port: int, cport: int) -> str:
     )
 
 
+def jvm_options(settings: Settings) -> list[str]:
+    """The broker JVM's options: fixed heap, G1, and C1 only when ``broker_jit`` is quick."""
+    return [
+        f"-Xmx{settings.broker_heap}",
+        f"-Xms{settings.broker_heap}",
+        "-XX:+UseG1GC",
+        *(["-XX:TieredStopAtLevel=1"] if settings.broker_jit == "quick" else []),
+        f"-Dlog4j2.configurationFile={LOG4J}",
+    ]
+
+
 def _java() -> str:
     java = _require(
         "java",
@@ -245,18 +256,7 @@ def start(settings: Settings) -> BrokerInfo:
     log_start = _log_file(settings).stat().st_size if _log_file(settings).exists() else 0
     log = open(_log_file(settings), "ab")  # noqa: SIM115 - handed to the child process
     proc = subprocess.Popen(
-        [
-            java,
-            f"-Xmx{settings.broker_heap}",
-            f"-Xms{settings.broker_heap}",
-            "-XX:+UseG1GC",
-            "-XX:TieredStopAtLevel=1",
-            f"-Dlog4j2.configurationFile={LOG4J}",
-            "-cp",
-            cp,
-            "kafka.Kafka",
-            str(props),
-        ],
+        [java, *jvm_options(settings), "-cp", cp, "kafka.Kafka", str(props)],
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

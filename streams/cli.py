@@ -587,6 +587,12 @@ def _stream_eval_table(r: dict) -> Table:
     show_default=True,
     help="the scale-out test model holds each batch of 8 this long",
 )
+@click.option(
+    "--warm-messages",
+    default=2_000,
+    show_default=True,
+    help="unmeasured messages before the saturation run (the broker's JIT warms up)",
+)
 @click.option("--out", type=click.Path(), default=None, help="folder for JSON, PNG and logs")
 @click.option("--json", "as_json", is_flag=True)
 def bench(
@@ -595,6 +601,7 @@ def bench(
     load_seconds: float,
     scale_messages: int,
     scale_hold_ms: int,
+    warm_messages: int,
     out: str | None,
     as_json: bool,
 ) -> None:
@@ -609,6 +616,7 @@ def bench(
             load_seconds=load_seconds,
             scale_messages=scale_messages,
             scale_hold_ms=scale_hold_ms,
+            warm_messages=warm_messages,
             out_dir=out_dir,
             console=err,
         )
@@ -623,8 +631,13 @@ def _run_report(
     table: Callable[[dict], Table],
 ) -> None:
     """Run a benchmark coroutine on the broker (the local one if none is configured), then
-    print its report as JSON or as a table. Files go to ``out``, else ``<state>/bench``."""
+    print its report as JSON or as a table. Files go to ``out``, else ``<state>/bench``.
+
+    A local broker started here runs the full JIT (``broker_jit``) unless the environment
+    says otherwise: benchmarks measure the steady state, as a production broker runs it."""
     s = get_settings()
+    if "broker_jit" not in s.model_fields_set:
+        s = s.model_copy(update={"broker_jit": "full"})
     with _broker_if_needed(s):
         report = asyncio.run(start(s, Path(out) if out else s.state_dir / "bench"))
     if as_json:
@@ -638,10 +651,23 @@ def _run_report(
 @click.option("--rate", type=float, default=None, help="msg/s to produce at (default: as fast as it goes)")
 @click.option("--messages", default=660, show_default=True, help="messages per run")
 @click.option("--rounds", default=2, show_default=True, help="runs per value, alternating")
+@click.option(
+    "--idle-seconds",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="first measure each pipeline's CPU with no traffic for this long (0 = skip)",
+)
 @click.option("--out", type=click.Path(), default=None, help="folder for JSON and logs")
 @click.option("--json", "as_json", is_flag=True)
 def bench_compare(
-    setting: str, rate: float | None, messages: int, rounds: int, out: str | None, as_json: bool
+    setting: str,
+    rate: float | None,
+    messages: int,
+    rounds: int,
+    idle_seconds: float,
+    out: str | None,
+    as_json: bool,
 ) -> None:
     """A/B one setting on the real pipeline: SETTING is NAME=V1,V2 (e.g. model_concurrency=0,1).
 
@@ -663,6 +689,7 @@ def bench_compare(
             rounds=rounds,
             out_dir=out_dir,
             console=err,
+            idle_s=idle_seconds,
         )
 
     _run_report(start, out, as_json, _compare_table)
@@ -674,13 +701,22 @@ def _compare_table(r: dict) -> Table:
         f"median of {r['rounds']}",
         caption=f"written: {r['file']}",
     )
+    idle = any("idle_cores" in m for m in r["summary"].values())
     for col in ("value", "msg/s", "p50 ms", "p95 ms", "p99 ms", "worst RSS growth"):
         t.add_column(col)
+    if idle:
+        t.add_column("idle cores")
     for v, m in r["summary"].items():
         growth = "-" if m["max_rss_growth"] is None else f"{m['max_rss_growth']:+.1%}"
         lat = [f"{m[p]:.0f}" for p in ("p50", "p95", "p99")]
-        t.add_row(v, f"{m['throughput']:.1f}", *lat, growth)
+        extra = [_idle(m.get("idle_cores", {}))] if idle else []
+        t.add_row(v, f"{m['throughput']:.1f}", *lat, growth, *extra)
     return t
+
+
+def _idle(cores: dict[str, float]) -> str:
+    """``infer 0.042 · broker 0.150 · ...``: cores each process used with no traffic."""
+    return " · ".join(f"{k} {v:.3f}" for k, v in sorted(cores.items(), key=lambda kv: -kv[1])) or "-"
 
 
 def _cores(run: dict) -> str:
@@ -712,6 +748,7 @@ def _bench_table(r: dict) -> Table:
             )
             for k, v in r["load"].items()
         ],
+        *([("CPU cores by process, idle", _idle(r["idle_cores"]))] if r.get("idle_cores") else []),
         *[
             (f"CPU cores by process, {name}", _cores(run))
             for name, run in [("saturation", sat), *((f"{k} load", v) for k, v in r["load"].items())]

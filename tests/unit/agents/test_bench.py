@@ -1,5 +1,6 @@
 """The bench's CPU and memory accounting (no broker, no workers)."""
 
+import asyncio
 import subprocess
 import sys
 import threading
@@ -7,8 +8,9 @@ import time
 
 import psutil
 
-from agents.bench import cpu_seconds, memory_growth, run_lanes
-from streams.cli import _cores, _rss_row
+from agents.bench import Pipeline, cpu_seconds, memory_growth, run_lanes
+from streams.cli import _cores, _idle, _rss_row
+from streams.settings import Settings
 
 
 def test_cpu_seconds_grow_with_the_work_a_process_does():
@@ -28,6 +30,31 @@ def test_a_process_that_has_ended_is_left_out():
 def test_cores_lists_the_busiest_process_first():
     run = {"cpu_cores": {"bench": 0.05, "infer": 1.2, "broker": 0.36}}
     assert _cores(run) == "infer 1.20 · broker 0.36 · bench 0.05"
+
+
+def test_idle_cores_measure_each_worker_but_not_the_sleeping_bench(tmp_path, monkeypatch):
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    sleepy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        pipe = Pipeline(Settings(state_dir=tmp_path), ["infer"], {}, tmp_path)
+        procs = {
+            "busy": psutil.Process(busy.pid),
+            "sleepy": psutil.Process(sleepy.pid),
+            "bench": psutil.Process(),
+        }
+        monkeypatch.setattr(pipe, "processes", lambda: dict(procs))
+        cores = asyncio.run(pipe.idle_cores(1.0))
+    finally:
+        busy.kill()
+        sleepy.kill()
+    assert cores.keys() == {"busy", "sleepy"}
+    assert cores["busy"] > 0.3  # a spinning process, even on a shared machine
+    assert cores["sleepy"] < 0.05
+
+
+def test_idle_lists_the_busiest_process_first():
+    assert _idle({"infer": 0.042, "broker": 0.15}) == "broker 0.150 · infer 0.042"
+    assert _idle({}) == "-"
 
 
 def test_memory_growth_compares_windows_not_single_samples():

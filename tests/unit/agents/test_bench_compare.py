@@ -36,3 +36,11 @@ def test_summary_is_the_median_run_and_the_worst_growth():
 
 def test_no_memory_samples_give_no_growth():
     assert summarise([_run(20.0, 900.0, None)])["max_rss_growth"] is None
+
+
+def test_idle_cores_are_the_median_per_process():
+    runs = [_run(20.0, 900.0, None) for _ in range(3)]
+    for run, infer in zip(runs, (0.05, 0.03, 0.04), strict=True):
+        run["idle_cores"] = {"infer": infer, "broker": 0.1}
+    assert summarise(runs)["idle_cores"] == {"infer": 0.04, "broker": 0.1}
+    assert "idle_cores" not in summarise([_run(20.0, 900.0, None)])
