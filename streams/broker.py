@@ -279,9 +279,16 @@ def _rotate_log(log: Path) -> None:
 
 
 def _cluster_id() -> str:
+    """A random KRaft cluster id: a UUID in URL-safe base64, never starting with "-".
+
+    The storage tool would read such an id as an option and refuse to format (as Kafka's
+    own ``Uuid.randomUuid`` does, draw again)."""
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 def _port_free(port: int) -> bool:

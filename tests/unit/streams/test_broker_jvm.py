@@ -1,4 +1,4 @@
-"""The local broker's JVM options, and which JIT a benchmark's broker gets."""
+"""The local broker's JVM options and cluster id, and which JIT a benchmark's broker gets."""
 
 import contextlib
 
@@ -43,3 +43,13 @@ def test_a_benchmark_starts_its_broker_with_full_jit_unless_told(monkeypatch, tm
     finally:
         cli.get_settings.cache_clear()
     assert seen == [("broker", want), ("bench", want)]
+
+
+def test_a_cluster_id_never_starts_with_a_dash(monkeypatch) -> None:
+    # 0xf8.. encodes to "-" first in URL-safe base64: the storage tool would take it for an option
+    dash, plain = bytes([0xF8]) + bytes(15), bytes(16)
+    draws = iter([dash, dash, plain])
+    monkeypatch.setattr(broker.uuid, "uuid4", lambda: type("U", (), {"bytes": next(draws)})())
+    cid = broker._cluster_id()
+    assert not cid.startswith("-")
+    assert len(cid) == 22
