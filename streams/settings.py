@@ -156,7 +156,13 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(default=REPO_ROOT.parent / "shared" / "data", description="labelled data sets")
     data_path: Path = Field(default=REPO_ROOT / "data", description="bundled demo feeds")
-    torch_threads: int | None = Field(default=None, description="torch intra-op threads")
+    torch_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="torch intra-op threads per process (unset: torch's default, one per core). "
+        "Listed here for `streamfuse settings`; the model library reads the variable itself "
+        "(models.encoder.configure_threads), as it does its int8 switches",
+    )
     dashboard_host: str = Field(default="127.0.0.1", description="dashboard bind address")
     dashboard_port: int = Field(default=8787, description="dashboard port (the `dashboard` role)")
     dashboard_lookback: int = Field(
