@@ -87,8 +87,8 @@ def _new_topic(settings: Settings, topics: Topics, name: str) -> NewTopic:
 async def delete_prefixed_topics(settings: Settings, prefix: str) -> list[str]:
     """Delete every topic whose name starts with ``prefix``; returns the names deleted.
 
-    For throwaway pipelines (the bench's): each partition costs an idle broker CPU, so
-    topics left behind make every later run on that broker slower."""
+    For throwaway pipelines (the bench's): every partition adds to an idle broker's CPU,
+    so topics left behind tax each later run on that broker."""
     if not prefix:
         raise ValueError("an empty prefix would delete every topic")
     async with _admin(settings) as admin:
