@@ -176,8 +176,7 @@ class Pipeline:
         cpu0 = cpu_seconds(procs)
         t0 = time.monotonic()
         await asyncio.sleep(seconds)
-        cpu1, elapsed = cpu_seconds(procs), time.monotonic() - t0
-        return {k: round((cpu1[k] - cpu0[k]) / elapsed, 3) for k in cpu0.keys() & cpu1.keys()}
+        return cores_used(cpu0, cpu_seconds(procs), time.monotonic() - t0, digits=3)
 
     async def run(self, msgs: list[dict], rate: float | None, name: str, timeout: float = 1800) -> RunResult:
         """Produce ``msgs`` (``ts`` stamped at send time), wait for every result."""
@@ -283,10 +282,16 @@ class Pipeline:
             stage_ms={k: round(statistics.median(v), 2) for k, v in stage.items() if v},
             rss_mb=dict(rss),
             cpu_busy=round(statistics.mean(cpu) / 100, 3) if cpu else None,
-            cpu_cores={k: round((cpu1[k] - cpu0[k]) / elapsed, 2) for k in cpu0.keys() & cpu1.keys()}
-            if elapsed
-            else {},
+            cpu_cores=cores_used(cpu0, cpu1, elapsed) if elapsed else {},
         )
+
+
+def cores_used(
+    before: dict[str, float], after: dict[str, float], seconds: float, digits: int = 2
+) -> dict[str, float]:
+    """Cores each process used between two ``cpu_seconds`` readings ``seconds`` apart
+    (processes in both readings only)."""
+    return {k: round((after[k] - before[k]) / seconds, digits) for k in before.keys() & after.keys()}
 
 
 def cpu_seconds(procs: dict[str, psutil.Process]) -> dict[str, float]:

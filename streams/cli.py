@@ -715,13 +715,18 @@ def _compare_table(r: dict) -> Table:
 
 
 def _idle(cores: dict[str, float]) -> str:
-    """``infer 0.042 · broker 0.150 · ...``: cores each process used with no traffic."""
-    return " · ".join(f"{k} {v:.3f}" for k, v in sorted(cores.items(), key=lambda kv: -kv[1])) or "-"
+    """Cores each process used with no traffic (finer: idle figures are small)."""
+    return _by_process(cores, 3)
+
+
+def _by_process(cores: dict[str, float], digits: int) -> str:
+    """``infer 1.20 · broker 0.36 · ...``: cores by process, busiest first ("-" for none)."""
+    return " · ".join(f"{k} {v:.{digits}f}" for k, v in sorted(cores.items(), key=lambda kv: -kv[1])) or "-"
 
 
 def _cores(run: dict) -> str:
-    """``infer 1.20 · broker 0.36 · ...``: cores each process used during a bench run."""
-    return " · ".join(f"{k} {v:.2f}" for k, v in sorted(run["cpu_cores"].items(), key=lambda kv: -kv[1]))
+    """Cores each process used during a bench run."""
+    return _by_process(run["cpu_cores"], 2)
 
 
 def _bench_table(r: dict) -> Table:
