@@ -148,7 +148,9 @@ async def aggregate(app: StreamApp, rules: AlertRules | None = None) -> None:
     consumer = await app.consumer(
         [app.topics.monitor_events], group=f"{s.topic_prefix}{GROUP}", on_revoked=on_revoked
     )
-    async for batch in app.batches(consumer, s.batch_max * 4, 200):
+    # Its only wall-clock timer is a source partition idling out (2 s or more,
+    # agents.windows), so it can tick half as often as fuse, whose deadlines are finer.
+    async for batch in app.batches(consumer, s.batch_max * 4, s.batch_wait_ms * 10):
         t0 = time.perf_counter()
         # Restore here, not in on_partitions_assigned: aiokafka may already fetch (and hand
         # us) records of a new partition while that callback is still running.

@@ -392,8 +392,9 @@ def _fit(
     seed: int,
     say: Callable[[str], None],
     batch_loss: Callable[[list[int]], torch.Tensor],
-    validate: Callable[[], tuple[float, dict[str, float], np.ndarray, str]],
+    validate: Callable[[], tuple[float, dict[str, float], np.ndarray, str]] | None,
     val_desc: str,
+    stop_after: int | None = None,
 ) -> TrainResult:
     """The training loop both LoRA models share: length-bucketed batches, the optimizer
     and schedule of ``_optimizer``, gradient clipping, one validation pass per epoch, and
@@ -401,6 +402,9 @@ def _fit(
 
     ``batch_loss(indices)`` is the loss of one batch; ``validate()`` returns the score to
     maximise, the metrics for the history, the validation logits and a summary line.
+    Without ``validate`` (a refit on training + validation data) the last epoch is kept.
+    ``stop_after`` ends training after that epoch while the learning-rate schedule still
+    spans ``hp["epochs"]``, so a refit stops where the validation run's kept epoch did.
     """
     rng = random.Random(seed)
     epochs, bs = int(hp["epochs"]), int(hp["batch_size"])
@@ -410,7 +414,7 @@ def _fit(
     history: list[dict[str, Any]] = []
     best: tuple[float, int, dict[str, torch.Tensor], np.ndarray] | None = None
     t0 = time.monotonic()
-    for epoch in range(1, epochs + 1):
+    for epoch in range(1, min(epochs, stop_after or epochs) + 1):
         model.train()
         running = 0.0
         for step, batch in enumerate(_length_batches(lengths, bs, rng), 1):
@@ -423,6 +427,13 @@ def _fit(
             running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
             el = time.monotonic() - t0
             tick(f"epoch {epoch}/{epochs} step {step}/{steps_per_epoch} loss {running:.3f} {el:.0f}s")
+        if validate is None:
+            history.append(
+                {"epoch": epoch, "train_loss": round(running, 4), "seconds": round(time.monotonic() - t0, 1)}
+            )
+            tick(f"epoch {epoch}/{epochs}: loss {running:.3f}", force=True)
+            best = (0.0, epoch, {}, np.zeros((0, 0), np.float32))
+            continue
         tick(f"epoch {epoch}/{epochs}: validating on {val_desc}", force=True)
         score, metrics, logits, summary = validate()
         history.append(
@@ -437,7 +448,8 @@ def _fit(
         if best is None or score > best[0]:
             best = (score, epoch, _trainable_state(model), logits)
     assert best is not None
-    model.load_state_dict(best[2], strict=False)
+    if best[2]:  # without validation the model is already the last epoch's
+        model.load_state_dict(best[2], strict=False)
     model.eval()
     return TrainResult(model, best[1], history, best[3], time.monotonic() - t0)
 
@@ -459,10 +471,12 @@ def train_sequence(
     say: Callable[[str], None],
     seed: int,
     soft: np.ndarray | None = None,
+    stop_after: int | None = None,
 ) -> TrainResult:
     """Fine-tune LoRA + head on (texts, y); keep the epoch with the best validation
     macro-F1. ``soft`` (one probability row per text), when given, replaces the one-hot
-    targets in the loss; validation still scores the hard labels."""
+    targets in the loss; validation still scores the hard labels. With no validation
+    texts (a refit) the epoch ``stop_after`` is kept (see ``_fit``)."""
     from sklearn.metrics import f1_score
 
     device = train_device()
@@ -485,7 +499,8 @@ def train_sequence(
         return f1, metrics, logits, f"val macro-F1 {f1:.4f} acc {acc:.4f}"
 
     lengths = [len(t) for t in texts]
-    return _fit(model, hp, lengths, seed, say, batch_loss, validate, str(len(val_texts)))
+    check = validate if val_texts else None
+    return _fit(model, hp, lengths, seed, say, batch_loss, check, str(len(val_texts)), stop_after)
 
 
 @torch.inference_mode()

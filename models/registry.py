@@ -55,21 +55,20 @@ class ModelSpec(BaseModel):
         return p if p.is_absolute() else ARTIFACTS_DIR / p
 
     @property
-    def quality(self) -> float:
-        """The validation score used for weighting and allocation (0..1)."""
-        for key in (
-            "val_macro_f1",
-            "val_accuracy",
-            "val_f1",
-            "macro_f1",
-            "accuracy",
-            "f1",
-            "val_recall_at_3",
-        ):
+    def validation_score(self) -> float | None:
+        """The score ``streamfuse eval`` measured on the validation split, if any (0..1)."""
+        for key in ("val_macro_f1", "val_accuracy", "val_f1", "val_recall_at_3"):
             value = self.metrics.get(key)
             if isinstance(value, int | float):
                 return float(value)
-        return 0.5
+        return None
+
+    @property
+    def quality(self) -> float:
+        """The validation score used for weighting and allocation (0..1); 0.5 without one.
+        Never a test-split score: allocation tuned on test splits would flatter the catalog."""
+        score = self.validation_score
+        return 0.5 if score is None else score
 
     def latency_per_item(self, batch_size: int = 32) -> float:
         """Measured ms per item at the nearest measured batch size (1.0 if unmeasured)."""

@@ -434,13 +434,15 @@ def _train_lora(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, An
     from models import lora
 
     hp = dict(recipe.hparams)
-    assert recipe.validation is not None
     torch_threads = _torch_threads()
     common = {
         "lora": hp["lora"] | {"target_modules": lora.TARGET_MODULES},
         "max_length": hp["max_length"],
     }
     hp["lora"] = common["lora"]
+    if "refit_of" in hp:
+        return _refit_lora(recipe, hp, common, progress)
+    assert recipe.validation is not None
     if hp.get("ner"):
         train_split = data.conll2003("train")
         cap = hp.get("max_train_sentences")
@@ -536,6 +538,71 @@ def _train_lora(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, An
     tensors = lora.lora_tensors(res.model) | lora.head_tensors(res.model)
     write_artifact(ARTIFACTS_DIR / recipe.id, config, tensors)
     progress(f"best epoch {res.best_epoch}; temperature {temperature:.3f}")
+    return config
+
+
+def refit_plan(recipe: Recipe, base: dict[str, Any]) -> tuple[int, float]:
+    """The epochs and temperature a refit takes from its validation run's artifact config
+    (``base``): the run's kept epoch and its validation-fitted temperature. The two recipes
+    must agree on every hyper-parameter, or the epoch chosen for one says nothing of the other."""
+    ours = {k: v for k, v in recipe.hparams.items() if k != "refit_of"}
+    theirs = dict(base["metadata"]["hparams"])
+    theirs["lora"] = {k: v for k, v in theirs["lora"].items() if k != "target_modules"}
+    if ours != theirs:
+        raise ValueError(
+            f"{recipe.id} refits {recipe.hparams['refit_of']} but their hyper-parameters differ: "
+            f"{ours} against {theirs}; make them the same and train {recipe.hparams['refit_of']} again"
+        )
+    return int(base["metadata"]["best_epoch"]), float(base["temperature"])
+
+
+def _refit_lora(
+    recipe: Recipe, hp: dict[str, Any], common: dict[str, Any], progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """Train a LoRA classifier again on training + validation data, for as many epochs as
+    the validation run of ``hp["refit_of"]`` kept, with that run's temperature."""
+    from models import lora
+
+    source = ARTIFACTS_DIR / hp["refit_of"]
+    if not (source / "model.json").exists():
+        raise FileNotFoundError(
+            f"{recipe.id} refits {hp['refit_of']}, whose artifact is missing: "
+            f"run `streamfuse train {hp['refit_of']}` first"
+        )
+    epochs, temperature = refit_plan(recipe, read_config(source))
+    ((set_name, train_fn),) = recipe.train_sets.items()
+    train_split = train_fn()
+    labels = _labels_for(recipe, train_split)
+    progress(f"LoRA refit on {len(train_split.texts)} texts, {epochs} epochs ({_torch_threads()} threads)")
+    res = lora.train_sequence(
+        train_split.texts,
+        _index(labels, train_split.labels),
+        [],
+        np.zeros(0, np.int64),
+        len(labels),
+        hp,
+        progress,
+        SEED,
+        stop_after=epochs,
+    )
+    meta = _metadata(recipe, train_split, None, train_set=set_name)
+    meta.update(
+        hparams={k: v for k, v in hp.items() if k != "refit_of"},
+        epochs_run=res.history,
+        best_epoch=res.best_epoch,
+        selection=f"the epoch {hp['refit_of']} kept on validation (no validation data is left out)",
+        train_seconds=round(res.seconds, 1),
+        torch_threads=_torch_threads(),
+        train_device=_device_name(_device_of(res.model)),
+        encoder=_encoder_info(),
+        fitted_on=f"train + validation splits; epochs and temperature from {hp['refit_of']}'s validation run",
+    )
+    config = {"kind": "minilm_lora", "head": "sequence", "labels": labels}
+    config |= common | {"temperature": round(temperature, 6), "metadata": meta}
+    write_artifact(
+        ARTIFACTS_DIR / recipe.id, config, lora.lora_tensors(res.model) | lora.head_tensors(res.model)
+    )
+    progress(f"refit: {res.best_epoch} epochs; temperature {temperature:.3f} (from {hp['refit_of']})")
     return config
 
 

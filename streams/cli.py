@@ -423,7 +423,7 @@ def models(as_json: bool, markdown: bool, include_test: bool) -> None:
             _kind(s),
             s.backbone or "-",
             f"{metric[0]} {metric[1]:.3f}" if metric else "-",
-            f"{s.quality:.3f}" if s.metrics else "-",
+            "-" if s.validation_score is None else f"{s.validation_score:.3f}",
             f"{s.latency_ms['1']:.2f}" if "1" in s.latency_ms else "-",
             f"{s.latency_ms['32']:.2f}" if "32" in s.latency_ms else "-",
             f"{s.cost:g}",
@@ -458,7 +458,7 @@ def _models_markdown(reg) -> str:
         m, lat = s.metrics, s.latency_ms
         rows.append(
             f"| {s.id} | {s.task} | {_kind(s)} | {m.get('test_set', '-')} | {headline(m)} | "
-            f"{f(m.get('macro_f1'))} | {f(s.quality) if m else '-'} | "
+            f"{f(m.get('macro_f1'))} | {f(s.validation_score)} | "
             f"{f(lat.get('1'))} | {f(lat.get('32'))} | {f(lat.get('128'))} |"
         )
     return "\n".join(rows) + "\n"
