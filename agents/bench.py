@@ -499,7 +499,13 @@ async def run_bench(
     report["memory"] = memory_growth(report["saturation"]["rss_mb"])
 
     console.print(f"[bold]3/6 naive[/]: {naive_messages} messages, batch 1, no shared encoder pass")
-    naive_env = {**env, "STREAMFUSE_BATCH_MAX": "1", "STREAMFUSE_COSCHEDULE": "false"}
+    # Naive: batch 1, no shared encoder pass, and every model behind its own server.
+    naive_env = {
+        **env,
+        "STREAMFUSE_BATCH_MAX": "1",
+        "STREAMFUSE_COSCHEDULE": "false",
+        "STREAMFUSE_INLINE_MAX_MS": "0",
+    }
     async with running(settings, layout, naive_env, logs, console) as pipe:
         naive = await pipe.run(message_mix(naive_messages, settings.data_path, "naive"), None, "naive")
         report["naive"] = asdict(naive)

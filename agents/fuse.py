@@ -19,6 +19,7 @@ from aiokafka import TopicPartition
 from pydantic import ValidationError
 
 from agents.assist import AssistRules
+from agents.inline import inline_ids
 from agents.join import Done, Joiner, plan_failovers
 from agents.results import build_result
 from agents.validate import Where, dead_letter
@@ -158,9 +159,12 @@ async def run(app: StreamApp, registry: Registry) -> None:
     s = app.settings
     labels_of = {spec.id: spec.labels for spec in registry}
     # Failover order per task: best validation quality first (test models only in tests).
+    # Inline models have no server to send a failover subtask to (agents.inline).
+    inline = inline_ids(registry, s.inline_max_ms)
     alternatives: dict[str, list[str]] = {}
     for spec in sorted(registry, key=lambda sp: -sp.quality):
-        alternatives.setdefault(spec.task, []).append(spec.id)
+        if spec.id not in inline:
+            alternatives.setdefault(spec.task, []).append(spec.id)
     backbone_of = {spec.id: spec.backbone if s.coschedule else None for spec in registry}
     errored: set[str] = set()
     joiner = Joiner(s.dedupe_capacity)

@@ -1,6 +1,7 @@
 """recognize: validate, clean, identify tasks, divide into subtasks, allocate models.
 
 sf.in -> sf.plans (Plan, keyed by message id) + sf.model.<id> (Subtasks) + sf.dlq
+        + sf.predictions (the models computed inline, see agents.inline)
 """
 
 from __future__ import annotations
@@ -10,21 +11,23 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer
 
+from agents.inline import inline_ids, predict_inline
 from agents.loads import LoadView, follow_loads
 from agents.planning import Planner, UnknownTask, check_tasks, derive_id
 from agents.validate import Where, dead_letter, parse_input
 from models.adapters import build_adapter
+from models.base import Adapter
 from models.registry import Registry
 from models.scoring import Load
 from streams import metrics
 from streams.app import Outgoing, StreamApp
 from streams.codec import dumps, key_bytes
-from streams.records import DeadLetter, InputMessage
+from streams.records import DeadLetter, InputMessage, Subtask
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -42,10 +45,18 @@ class Raw:
 
 
 def route(
-    planner: Planner, topics: Topics, raws: Sequence[Raw], loads: dict[str, Load], now_ms: int
+    planner: Planner,
+    topics: Topics,
+    raws: Sequence[Raw],
+    loads: dict[str, Load],
+    now_ms: int,
+    inline: Mapping[str, Adapter] | None = None,
+    worker: str = GROUP,
 ) -> tuple[list[Outgoing], Counter[str]]:
-    """Raw input records -> everything to publish for them (plans, subtasks, dead letters),
-    and how many subtasks each model was given."""
+    """Raw input records -> everything to publish for them (plans, subtasks, dead letters,
+    and the predictions of the ``inline`` models, computed here: ``agents.inline``), and how
+    many subtasks each model server was given."""
+    inline = inline or {}
     max_record, max_text = planner.settings.max_record_bytes, planner.settings.max_text_bytes
     out: list[Outgoing] = []
     valid: list[tuple[InputMessage, str]] = []
@@ -66,15 +77,23 @@ def route(
     coschedule = planner.settings.coschedule
     backbone_of = {spec.id: spec.backbone if coschedule else None for spec in planner.registry}
     used: Counter[str] = Counter()
+    here: list[Subtask] = []
     for planned, origin in zip(planner.plan_batch(valid, loads, now_ms), origins, strict=True):
         planned.plan.origin = origin
         key = key_bytes(planned.plan.message_id)
         out.append(Outgoing(topics.plans, dumps(planned.plan), key))
-        out.extend(
-            Outgoing(topics.subtask_topic(st.model_id, backbone_of[st.model_id]), dumps(st), key)
-            for st in planned.subtasks
-        )
-        used.update(st.model_id for st in planned.subtasks)
+        for st in planned.subtasks:
+            if st.model_id in inline:
+                here.append(st)
+            else:
+                out.append(
+                    Outgoing(topics.subtask_topic(st.model_id, backbone_of[st.model_id]), dumps(st), key)
+                )
+                used[st.model_id] += 1
+    out.extend(
+        Outgoing(topics.predictions, dumps(p), key_bytes(p.message_id))
+        for p in predict_inline(here, inline, worker)
+    )
     return out, used
 
 
@@ -89,6 +108,9 @@ async def run(app: StreamApp, registry: Registry) -> None:
     """The recognize loop: batch in, plans and subtasks out, commit after produce; input
     paused while a model's backlog is over ``max_model_backlog`` (backpressure)."""
     planner = build_planner(registry, app.settings)
+    inline = {m: build_adapter(registry.get(m)) for m in inline_ids(registry, app.settings.inline_max_ms)}
+    if inline:
+        log.info("models computed inline: %s", ", ".join(sorted(inline)))
     view = LoadView()
     consumer = await app.consumer([app.topics.input], group=f"{app.settings.topic_prefix}{GROUP}")
     # After the consumer: if that fails (broker down), the supervisor restarts this role
@@ -102,7 +124,7 @@ async def run(app: StreamApp, registry: Registry) -> None:
                 raws = [Raw(r.value, r.topic, r.partition, r.offset) for r in batch]
                 now_ms = int(time.time() * 1000)
                 out, used = await asyncio.to_thread(
-                    route, planner, app.topics, raws, view.snapshot(now_ms), now_ms
+                    route, planner, app.topics, raws, view.snapshot(now_ms), now_ms, inline, app.worker
                 )
                 await app.complete_batch(consumer, out, batch)
                 view.note_sent(used, now_ms)

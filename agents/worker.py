@@ -76,12 +76,15 @@ async def run_worker(settings: Settings, spec: RoleSpec, worker: str | None = No
             )
         if "infer" in spec.roles:
             from agents import infer
+            from agents.inline import inline_ids
             from models.adapters import build_adapter
 
+            # Inline models are recognize's (agents.inline), unless named explicitly here.
+            inline = inline_ids(registry, settings.inline_max_ms)
             specs = (
                 [registry.get(m) for m in spec.models]
                 if spec.models
-                else [s for s in registry if s.task != "domain"]
+                else [s for s in registry if s.task != "domain" and s.id not in inline]
             )
             # A backbone's topic carries subtasks for all its heads: serve them all.
             backbones = {s.backbone for s in specs if s.backbone}

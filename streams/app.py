@@ -37,6 +37,18 @@ from streams.settings import Settings, get_settings
 from streams.topics import Topics, get_topics
 
 log = logging.getLogger(__name__)
+# With fetch_linger_ms, a fetch returns early only once this much is ready: at the rates
+# where lingering would pay, that is never, so the linger sets the pace.
+FETCH_LINGER_MIN_BYTES = 64 * 1024
+
+
+def fetch_options(settings: Settings) -> dict[str, int]:
+    """The stages' consumer fetch settings: aiokafka's defaults unless ``fetch_linger_ms``."""
+    if settings.fetch_linger_ms <= 0:
+        return {}
+    return {"fetch_min_bytes": FETCH_LINGER_MIN_BYTES, "fetch_max_wait_ms": settings.fetch_linger_ms}
+
+
 # The role whose code is running (set by the worker's supervisor): consumers are tagged with
 # it so that a failed role's consumers can be closed before the role restarts.
 current_role: contextvars.ContextVar[str] = contextvars.ContextVar("current_role", default="")
@@ -170,6 +182,7 @@ class StreamApp:
         extra: dict[str, object] = {}
         if co_partitioned:
             extra["partition_assignment_strategy"] = (RangePartitionAssignor,)
+        extra |= fetch_options(s)
         consumer = AIOKafkaConsumer(
             **s.client_kwargs(),
             group_id=group,

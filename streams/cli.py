@@ -658,6 +658,12 @@ def _run_report(
     show_default=True,
     help="first measure each pipeline's CPU with no traffic for this long (0 = skip)",
 )
+@click.option(
+    "--warm-messages",
+    default=1000,
+    show_default=True,
+    help="messages through one unmeasured pipeline first, to warm the broker's JIT (0 = skip)",
+)
 @click.option("--out", type=click.Path(), default=None, help="folder for JSON and logs")
 @click.option("--json", "as_json", is_flag=True)
 def bench_compare(
@@ -666,6 +672,7 @@ def bench_compare(
     messages: int,
     rounds: int,
     idle_seconds: float,
+    warm_messages: int,
     out: str | None,
     as_json: bool,
 ) -> None:
@@ -690,6 +697,7 @@ def bench_compare(
             out_dir=out_dir,
             console=err,
             idle_s=idle_seconds,
+            warm_messages=warm_messages,
         )
 
     _run_report(start, out, as_json, _compare_table)

@@ -44,3 +44,49 @@ def test_idle_cores_are_the_median_per_process():
         run["idle_cores"] = {"infer": infer, "broker": 0.1}
     assert summarise(runs)["idle_cores"] == {"infer": 0.04, "broker": 0.1}
     assert "idle_cores" not in summarise([_run(20.0, 900.0, None)])
+
+
+def test_the_warm_up_pipeline_runs_first_with_defaults_and_is_not_measured(monkeypatch, tmp_path):
+    import asyncio
+    import contextlib
+    from types import SimpleNamespace
+
+    from agents import bench_compare
+    from agents.bench import RunResult
+    from streams.settings import Settings
+
+    started: list[dict] = []
+
+    class FakePipe:
+        def __init__(self, env: dict) -> None:
+            self.env = env
+
+        async def run(self, msgs, rate, label):
+            started.append({"label": label, "env": self.env, "n": len(msgs), "rate": rate})
+            return RunResult(label, len(msgs), 1.0, 1.0, {"p50": 1, "p95": 1, "p99": 1}, 0)
+
+    @contextlib.asynccontextmanager
+    async def fake_running(settings, layout, env, logs, console):
+        yield FakePipe(env)
+
+    monkeypatch.setattr(bench_compare, "running", fake_running)
+    monkeypatch.setattr(bench_compare, "message_mix", lambda n, data, tag: list(range(n)))
+    console = SimpleNamespace(print=lambda *a, **k: None)
+    report = asyncio.run(
+        bench_compare.run_compare(
+            Settings(),
+            setting="STREAMFUSE_X",
+            values=["a", "b"],
+            rate=5.0,
+            messages=3,
+            rounds=1,
+            out_dir=tmp_path,
+            console=console,
+            warm_messages=7,
+        )
+    )
+    assert [r["label"] for r in started] == ["warm-up", "STREAMFUSE_X=a #1", "STREAMFUSE_X=b #1"]
+    assert started[0]["n"] == 7 and started[0]["rate"] is None
+    assert "STREAMFUSE_X" not in started[0]["env"] and started[1]["env"]["STREAMFUSE_X"] == "a"
+    assert report["warm_messages"] == 7
+    assert {v: len(rs) for v, rs in report["runs"].items()} == {"a": 1, "b": 1}

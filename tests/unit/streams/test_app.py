@@ -114,3 +114,13 @@ def test_at_least_once_a_revocation_also_waits_for_the_batch_in_hand():
     app = StreamApp(Settings(broker="kafka://127.0.0.1:1"), worker="w1")
     app._batch_lock[consumer] = asyncio.Lock()  # type: ignore[index]
     assert _revocation_order(app, consumer) == ["batch committed", "revoked"]
+
+
+def test_consumers_fetch_with_kafkas_defaults_unless_a_fetch_linger_is_set():
+    from streams.app import FETCH_LINGER_MIN_BYTES, fetch_options
+
+    assert fetch_options(Settings()) == {}
+    assert fetch_options(Settings(fetch_linger_ms=25)) == {
+        "fetch_min_bytes": FETCH_LINGER_MIN_BYTES,
+        "fetch_max_wait_ms": 25,
+    }
