@@ -58,14 +58,16 @@ def _fpb_train() -> Split:
     return data.fpb50("train")
 
 
+def _joined(*splits: Split) -> Split:
+    return Split([t for s in splits for t in s.texts], [y for s in splits for y in s.labels])
+
+
 def _fpb_train_and_validation() -> Split:
-    a, b = data.fpb50("train"), data.fpb50("validation")
-    return Split(a.texts + b.texts, a.labels + b.labels)
+    return _joined(data.fpb50("train"), data.fpb50("validation"))
 
 
 def _fpb_twitter_train() -> Split:
-    a, b = data.fpb50("train"), data.twitter_fin("train")
-    return Split(a.texts + b.texts, a.labels + b.labels)
+    return _joined(data.fpb50("train"), data.twitter_fin("train"))
 
 
 def _sst2_train_20k() -> Split:
