@@ -524,14 +524,8 @@ def _train_lora(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, An
             )
             meta["oos_rule"] = oos.OOS_RULE.format(min_recall=min_recall)
     meta.update(
-        hparams={k: v for k, v in hp.items() if k != "ner"},
-        epochs_run=res.history,
-        best_epoch=res.best_epoch,
+        _run_record(res, {k: v for k, v in hp.items() if k != "ner"}, torch_threads),
         selection=f"epoch with the best {metric} on the validation split",
-        train_seconds=round(res.seconds, 1),
-        torch_threads=torch_threads,
-        train_device=_device_name(_device_of(res.model)),
-        encoder=_encoder_info(),
         fitted_on="train split; epoch and temperature chosen on validation",
     )
     config |= common | {"temperature": round(temperature, 6), "metadata": meta}
@@ -539,6 +533,20 @@ def _train_lora(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, An
     write_artifact(ARTIFACTS_DIR / recipe.id, config, tensors)
     progress(f"best epoch {res.best_epoch}; temperature {temperature:.3f}")
     return config
+
+
+def _run_record(res: Any, hparams: dict[str, Any], torch_threads: int) -> dict[str, Any]:
+    """What a LoRA training run records in its artifact's metadata, besides how its epoch
+    was chosen and what it was fitted on."""
+    return {
+        "hparams": hparams,
+        "epochs_run": res.history,
+        "best_epoch": res.best_epoch,
+        "train_seconds": round(res.seconds, 1),
+        "torch_threads": torch_threads,
+        "train_device": _device_name(_device_of(res.model)),
+        "encoder": _encoder_info(),
+    }
 
 
 def refit_plan(recipe: Recipe, base: dict[str, Any]) -> tuple[int, float]:
@@ -587,14 +595,8 @@ def _refit_lora(
     )
     meta = _metadata(recipe, train_split, None, train_set=set_name)
     meta.update(
-        hparams={k: v for k, v in hp.items() if k != "refit_of"},
-        epochs_run=res.history,
-        best_epoch=res.best_epoch,
+        _run_record(res, {k: v for k, v in hp.items() if k != "refit_of"}, _torch_threads()),
         selection=f"the epoch {hp['refit_of']} kept on validation (no validation data is left out)",
-        train_seconds=round(res.seconds, 1),
-        torch_threads=_torch_threads(),
-        train_device=_device_name(_device_of(res.model)),
-        encoder=_encoder_info(),
         fitted_on=f"train + validation splits; epochs and temperature from {hp['refit_of']}'s validation run",
     )
     config = {"kind": "minilm_lora", "head": "sequence", "labels": labels}
