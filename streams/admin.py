@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -72,8 +72,28 @@ async def ensure_topics(settings: Settings, names: Iterable[str]) -> list[str]:
         with contextlib.suppress(TopicAlreadyExistsError):
             await admin.create_topics([_new_topic(settings, topics, n) for n in missing])
         await _wait_visible(admin, missing)
-        log.info("created topics: %s", ", ".join(missing))
-        return missing
+        described = await admin.describe_topics(missing)
+    partitions = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
+    await _wait_leaders(settings, partitions)
+    log.info("created topics: %s", ", ".join(missing))
+    return missing
+
+
+async def _wait_leaders(settings: Settings, partitions: list[TopicPartition], timeout: float = 30) -> None:
+    """Until the broker answers for every partition: a new topic is listed in the metadata a
+    moment before its partitions have a leader, and a consumer that starts in that moment
+    logs "NotLeaderForPartition" errors while it retries (aiokafka logs them at ERROR).
+    The offsets lookup here retries the same error quietly."""
+    if not partitions:
+        return
+    consumer = AIOKafkaConsumer(
+        **settings.client_kwargs(), group_id=None, request_timeout_ms=int(timeout * 1000)
+    )
+    await consumer.start()
+    try:
+        await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
 
 
 def _new_topic(settings: Settings, topics: Topics, name: str) -> NewTopic:

@@ -25,6 +25,7 @@ import contextvars
 import logging
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -121,6 +122,10 @@ class StreamApp:
         self._batch_lock: dict[AIOKafkaConsumer, asyncio.Lock] = {}
         # Each group consumer's partitions as its rebalance callbacks reported them (assigned).
         self._assigned: dict[AIOKafkaConsumer, set[TopicPartition]] = {}
+        # at_least_once with commit_interval_ms: offsets of published batches not yet
+        # committed, and when each consumer last committed (see commit).
+        self._pending: dict[AIOKafkaConsumer, dict[TopicPartition, int]] = {}
+        self._last_commit: dict[AIOKafkaConsumer, float] = {}
 
     @property
     def exactly_once(self) -> bool:
@@ -234,13 +239,29 @@ class StreamApp:
 
         def revoked(tps: set[TopicPartition]) -> object:
             self._assigned[consumer] = set()
-            return on_revoked(tps) if on_revoked is not None else None
+            result = on_revoked(tps) if on_revoked is not None else None
+            if asyncio.iscoroutine(result) or self._pending.get(consumer):
+                return self._flush_after(consumer, tps, result)
+            return result
 
         def assigned(tps: set[TopicPartition]) -> object:
             self._assigned[consumer] = set(tps)
             return on_assigned(tps) if on_assigned is not None else None
 
         return revoked, assigned
+
+    async def _flush_after(
+        self, consumer: AIOKafkaConsumer, revoked: set[TopicPartition], result: object
+    ) -> None:
+        """Await a stage's revocation callback (which waits for the batch in hand), then commit
+        the deferred offsets, that batch's among them, before the partitions move."""
+        if asyncio.iscoroutine(result):
+            await result
+        await self.flush_commits(consumer)
+        pending = self._pending.get(consumer)
+        if pending:
+            for tp in revoked:
+                pending.pop(tp, None)
 
     async def _start_txn(self, consumer: AIOKafkaConsumer, group: str) -> None:
         # A stable id per (group, worker name): a worker restarted under the same name fences
@@ -312,9 +333,13 @@ class StreamApp:
         self._consumers = keep
 
     async def _close(self, consumer: AIOKafkaConsumer) -> None:
-        """Stop one consumer and forget what the app kept for it."""
+        """Commit what is pending, stop one consumer and forget what the app kept for it."""
+        with contextlib.suppress(Exception):
+            await self.flush_commits(consumer)
         with contextlib.suppress(Exception):
             await consumer.stop()
+        self._pending.pop(consumer, None)
+        self._last_commit.pop(consumer, None)
         await self._stop_txn(consumer)
         self._batch_lock.pop(consumer, None)
         self._assigned.pop(consumer, None)
@@ -332,6 +357,8 @@ class StreamApp:
         lock = self._batch_lock.get(consumer)
         while not self.stopping.is_set():
             batch = await _fetch(consumer, wait_ms, max_records)
+            if self._commit_due(consumer):
+                await self.flush_commits(consumer)  # offsets deferred before a lull
             if batch is None:
                 await asyncio.sleep(0.1)  # no assignment yet during a rebalance
                 continue
@@ -353,13 +380,46 @@ class StreamApp:
         return await _fetch(consumer, 0, max_records) or []
 
     async def commit(self, consumer: AIOKafkaConsumer, offsets: dict[tuple[str, int], int]) -> bool:
-        """Commit explicit offsets; False when a rebalance took the partitions away."""
+        """Commit explicit offsets; False when a rebalance took the partitions away.
+
+        With ``commit_interval_ms`` (at_least_once), offsets are kept and committed with
+        later ones once the interval has passed since this consumer's last commit, and on a
+        rebalance or shutdown: True then means "will be committed". Callers pass only
+        offsets whose outputs are acknowledged, so a deferred commit is never ahead of them.
+        """
         if not offsets:
             return True
         assigned = consumer.assignment()
         tps = {TopicPartition(t, p): o for (t, p), o in offsets.items() if TopicPartition(t, p) in assigned}
         if not tps:
             return False
+        if self.settings.commit_interval_ms > 0 and consumer not in self._txn:
+            pending = self._pending.setdefault(consumer, {})
+            for tp, offset in tps.items():
+                pending[tp] = max(offset, pending.get(tp, offset))
+            if self._commit_due(consumer):
+                return await self.flush_commits(consumer)
+            return True
+        return await self._commit_now(consumer, tps)
+
+    def _commit_due(self, consumer: AIOKafkaConsumer) -> bool:
+        """Whether deferred offsets wait and the commit interval has passed."""
+        if not self._pending.get(consumer):
+            return False
+        since = time.monotonic() - self._last_commit.get(consumer, 0.0)
+        return since * 1000 >= self.settings.commit_interval_ms
+
+    async def flush_commits(self, consumer: AIOKafkaConsumer) -> bool:
+        """Commit the offsets deferred by ``commit`` for partitions still assigned."""
+        pending = self._pending.pop(consumer, None)
+        if not pending:
+            return True
+        assigned = consumer.assignment()
+        tps = {tp: o for tp, o in pending.items() if tp in assigned}
+        return await self._commit_now(consumer, tps) if tps else False
+
+    async def _commit_now(self, consumer: AIOKafkaConsumer, tps: dict[TopicPartition, int]) -> bool:
+        self._last_commit[consumer] = time.monotonic()
         try:
             await consumer.commit(tps)
             return True

@@ -108,6 +108,18 @@ class Settings(BaseSettings):
         "larger fetches and batches at moderate rates, at up to this much latency per hop. "
         "0: a fetch returns as soon as one record is ready (Kafka's fetch_min_bytes 1)",
     )
+    commit_interval_ms: int = Field(
+        default=200,
+        ge=0,
+        description="at_least_once: a stage commits the offsets of its published batches at most "
+        "this often per consumer, and at once on a rebalance and at shutdown: fewer commit "
+        "requests at moderate rates, where batches are small. A crash replays up to this much "
+        "more input (fuse drops repeated results by message id). 0: after every batch. "
+        "exactly_once commits in each batch's transaction regardless. At 45 msg/s, 200 against "
+        "0: the broker's CPU lower in 6 of 7 pairs and p99 in 5 of 7, median p99 0.74 s against "
+        "1.05 s (`streamfuse bench-compare commit_interval_ms=0,200 --rate 45 --messages 1350`, "
+        "then 200,0, then 0,200 with 3 rounds)",
+    )
     session_timeout_ms: int = Field(default=10_000, description="consumer group session timeout")
     heartbeat_interval_ms: int = Field(default=1_000, description="consumer heartbeat interval")
     max_poll_interval_ms: int = Field(default=60_000, description="max time between polls")

@@ -1,4 +1,4 @@
-"""StreamApp's exactly-once path against fake clients (the real broker is in tests/integration)."""
+"""StreamApp's commit paths against fake clients (the real broker is in tests/integration)."""
 
 from __future__ import annotations
 
@@ -40,9 +40,13 @@ class FakeProducer:
 class FakeConsumer:
     def __init__(self, assigned: set[TopicPartition]) -> None:
         self.assigned = assigned
+        self.commits: list[dict[TopicPartition, int]] = []
 
     def assignment(self) -> set[TopicPartition]:
         return self.assigned
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.commits.append(dict(offsets))
 
 
 def eos_app(producer: FakeProducer, consumer: FakeConsumer) -> StreamApp:
@@ -124,3 +128,121 @@ def test_consumers_fetch_with_kafkas_defaults_unless_a_fetch_linger_is_set():
         "fetch_min_bytes": FETCH_LINGER_MIN_BYTES,
         "fetch_max_wait_ms": 25,
     }
+
+
+P0, P1 = TopicPartition("sf.input", 0), TopicPartition("sf.input", 1)
+
+
+def alo_app(interval_ms: int) -> StreamApp:
+    return StreamApp(Settings(broker="kafka://127.0.0.1:1", commit_interval_ms=interval_ms), worker="w1")
+
+
+def test_without_an_interval_every_batch_commits():
+    consumer = FakeConsumer({P0})
+    app = alo_app(0)
+    for offset in (3, 5):
+        assert asyncio.run(app.commit(consumer, {("sf.input", 0): offset}))
+    assert consumer.commits == [{P0: 3}, {P0: 5}]
+
+
+def test_an_interval_coalesces_commits_into_the_highest_offsets():
+    consumer = FakeConsumer({P0, P1})
+    app = alo_app(60_000)
+
+    async def scenario() -> None:
+        assert await app.commit(consumer, {("sf.input", 0): 3})  # the first commit is due
+        assert await app.commit(consumer, {("sf.input", 0): 5, ("sf.input", 1): 2})
+        assert await app.commit(consumer, {("sf.input", 0): 4})  # stale offset: never backwards
+        assert consumer.commits == [{P0: 3}]
+        assert await app.flush_commits(consumer)
+
+    asyncio.run(scenario())
+    assert consumer.commits == [{P0: 3}, {P0: 5, P1: 2}]
+
+
+def test_deferred_offsets_are_committed_once_the_interval_has_passed():
+    consumer = FakeConsumer({P0})
+    app = alo_app(30)
+
+    async def scenario() -> None:
+        await app.commit(consumer, {("sf.input", 0): 1})
+        await app.commit(consumer, {("sf.input", 0): 2})
+        assert not app._commit_due(consumer)
+        await asyncio.sleep(0.05)
+        assert app._commit_due(consumer)
+        await app.commit(consumer, {("sf.input", 0): 3})
+
+    asyncio.run(scenario())
+    assert consumer.commits == [{P0: 1}, {P0: 3}]
+
+
+def test_a_revocation_commits_deferred_offsets_after_the_batch_in_hand():
+    consumer = FakeConsumer({P0, P1})
+    app = alo_app(60_000)
+    app._batch_lock[consumer] = asyncio.Lock()  # type: ignore[index]
+
+    async def scenario() -> None:
+        await app.commit(consumer, {("sf.input", 0): 1})
+        revoked, _ = app._tracked(consumer, app._after_batch(consumer, lambda tps: None), None)  # type: ignore[arg-type]
+        lock = app._batch_lock[consumer]  # type: ignore[index]
+        await lock.acquire()  # a batch is being published
+        task = asyncio.create_task(revoked({P0}))  # type: ignore[arg-type]
+        await asyncio.sleep(0.02)
+        assert consumer.commits == [{P0: 1}]  # nothing more until that batch is done
+        await app.commit(consumer, {("sf.input", 0): 7, ("sf.input", 1): 4})
+        lock.release()
+        await task
+
+    asyncio.run(scenario())
+    assert consumer.commits == [{P0: 1}, {P0: 7, P1: 4}]
+    assert not app._pending.get(consumer)
+
+
+def test_deferred_offsets_of_partitions_no_longer_assigned_are_not_committed():
+    consumer = FakeConsumer({P0, P1})
+    app = alo_app(60_000)
+
+    async def scenario() -> None:
+        await app.commit(consumer, {("sf.input", 0): 1})
+        await app.commit(consumer, {("sf.input", 1): 9})
+        consumer.assigned = {P0}  # partition 1 moved to another member
+        assert not await app.flush_commits(consumer)
+
+    asyncio.run(scenario())
+    assert consumer.commits == [{P0: 1}]
+
+
+def test_closing_a_consumer_commits_what_was_deferred():
+    consumer = FakeConsumer({P0})
+    app = alo_app(60_000)
+
+    async def stop() -> None:
+        consumer.stopped = True  # type: ignore[attr-defined]
+
+    consumer.stop = stop  # type: ignore[attr-defined]
+
+    async def scenario() -> None:
+        await app.commit(consumer, {("sf.input", 0): 1})
+        await app.commit(consumer, {("sf.input", 0): 6})
+        await app._close(consumer)  # type: ignore[arg-type]
+
+    asyncio.run(scenario())
+    assert consumer.commits == [{P0: 1}, {P0: 6}]
+    assert consumer.stopped  # type: ignore[attr-defined]
+
+
+def test_exactly_once_never_defers_offsets():
+    producer = FakeProducer()
+    consumer = FakeConsumer({P0})
+    settings = Settings(
+        broker="kafka://127.0.0.1:1", processing_guarantee="exactly_once", commit_interval_ms=60_000
+    )
+    app = StreamApp(settings, worker="w1")
+    app._txn[consumer] = ("sf.recognize", producer)  # type: ignore[index]
+    for offset in (2, 3):
+        assert asyncio.run(app.complete(consumer, [], {("sf.input", 0): offset}))
+    assert [c for c in producer.calls if c[0] == "offsets"] == [
+        ("offsets", {P0: 2}, "sf.recognize"),
+        ("offsets", {P0: 3}, "sf.recognize"),
+    ]
+    assert not app._pending
