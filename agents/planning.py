@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from agents.text import clean_text, detect_language, extract_features
 from models.base import Adapter
 from models.registry import Registry
-from models.scoring import Load, allocate
-from models.stacking import load_stacker
+from models.scoring import Load, allocate, follow_choice
+from models.stacking import load_choice, load_stacker
 from streams.records import InputMessage, Plan, Subtask, TaskPlan, Unserved
 from streams.settings import Settings
 
@@ -143,13 +143,16 @@ class Planner:
                 margin=1.0 if wide else None,
             )
             assert alloc is not None
+            requested = (msg.meta or {}).get("fusion")
+            if not wide and requested is None:
+                alloc = follow_choice(alloc, load_choice(task))
             task_plans.append(
                 TaskPlan(
                     task=task,
                     models=alloc.models,
                     scores=alloc.scores,
                     weights=alloc.weights,
-                    strategy=_strategy(task, alloc.models, (msg.meta or {}).get("fusion")),
+                    strategy=_strategy(task, alloc.models, requested),
                     reason=alloc.reason,
                     degraded=alloc.degraded,
                 )
@@ -191,7 +194,8 @@ class Planner:
 def _strategy(task: str, models: Sequence[str], requested: object = None) -> str:
     """span voting for entities; the producer's ``meta.fusion`` (weighted_vote,
     majority_vote, stacking) when it applies; stacking when a meta-learner covers the
-    chosen members; else a weighted soft vote (or the single model's answer)."""
+    chosen members, unless validation chose a weighted vote for the task; else a weighted
+    soft vote (or the single model's answer)."""
     if task in SPAN_TASKS:
         return "span_vote"
     if len(models) == 1:
@@ -199,9 +203,12 @@ def _strategy(task: str, models: Sequence[str], requested: object = None) -> str
     if requested in ("weighted_vote", "majority_vote"):
         return str(requested)
     stacker = load_stacker(task)
-    if stacker is not None and set(stacker.members) <= set(models):
-        return "stacking"
-    return "weighted_vote"
+    if stacker is None or not set(stacker.members) <= set(models):
+        return "weighted_vote"
+    choice = load_choice(task)
+    if requested != "stacking" and choice is not None and choice.strategy == "weighted_vote":
+        return "weighted_vote"
+    return "stacking"
 
 
 def check_tasks(tasks: Sequence[str] | None, served: Iterable[str] = ()) -> None:

@@ -21,15 +21,23 @@ A model that was avoided for slowness forgets it while idle (``agents.infer.Mete
 invites one probe. Once a probe was sent (the load is *held*, ``agents.loads.LoadView``), the
 figures measured before the decay stand until the probe answers: a model that was slow gets
 one batch, not a burst, and one that was merely idle keeps its traffic.
+
+An ensemble runs only where it pays: when validation data showed the task's ensemble no more
+accurate than its best member alone (``models.stacking.FusionChoice``), and the allocation
+ranks that member first, only that member runs (:func:`follow_choice`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from models.registry import ModelSpec
+
+if TYPE_CHECKING:
+    from models.stacking import FusionChoice
 
 LATENCY_WEIGHT = 0.15
 COST_WEIGHT = 0.05
@@ -160,3 +168,23 @@ def _weights(qualities: Sequence[float]) -> list[float]:
     raw = [max(math.log(max(q, 1e-3) / max(1 - q, 1e-3)), 0.05) for q in qualities]
     total = sum(raw)
     return [round(r / total, 4) for r in raw]
+
+
+def follow_choice(alloc: Allocation, choice: FusionChoice | None) -> Allocation:
+    """The allocation with its ensemble cut to the best member when the task's fusion choice
+    (made on validation data) is ``single`` and that member leads this allocation too.
+
+    Otherwise unchanged: an ensemble led by another model (the best one was over budget)
+    was not what the choice compared, so it runs as allocated.
+    """
+    if choice is None or choice.strategy != "single" or len(alloc.models) < 2:
+        return alloc
+    if alloc.models[0] != choice.best:
+        return alloc
+    acc = choice.validation_accuracy
+    others = max(v for k, v in acc.items() if k != "single")
+    note = (
+        f"; ensemble not run: {choice.best} alone {acc['single']:.3f} on validation, "
+        f"the ensemble at best {others:.3f}"
+    )
+    return replace(alloc, models=[choice.best], weights={choice.best: 1.0}, reason=alloc.reason + note)

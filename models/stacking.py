@@ -1,10 +1,17 @@
-"""Stacking: a small meta-learner over the ensemble members' calibrated probabilities.
+"""Stacking, and the choice of a task's fusion strategy on validation data.
 
-Trained on the members' predictions for the *validation* split (never the test split),
+The stacker is a small meta-learner over the ensemble members' calibrated probabilities,
+trained on the members' predictions for the *validation* split (never the test split),
 saved as JSON + safetensors under ``models/artifacts/stack-<task>/``, applied by fuse with
 plain numpy. The members are the ensemble the allocator picks for the task by default.
 
-    python -m models.stacking fin_sentiment sentiment
+The same run chooses how the task is fused (:func:`choose_strategy`): the best member alone,
+a weighted soft vote of the ensemble, or the stacker, whichever is most accurate on the
+validation split (the stacker's figure by nested cross-validation, so that choosing its C
+does not flatter it); on a tie, the one that runs fewer models. The choice is saved beside
+the stacker, and the planner follows it: an ensemble that does not pay is not run.
+
+    python -m models.stacking fin_sentiment sentiment intent
 """
 
 from __future__ import annotations
@@ -17,9 +24,12 @@ from functools import cache
 import numpy as np
 
 from models.artifacts_io import read_config, read_tensors, write_artifact
+from models.fusion import Vote, weighted_vote
 from models.registry import ARTIFACTS_DIR, Registry
 
-TASKS = ("fin_sentiment", "sentiment")
+TASKS = ("fin_sentiment", "sentiment", "intent")
+# Models each strategy runs, for breaking ties: fewer is cheaper.
+STRATEGY_RANK = {"single": 0, "weighted_vote": 1, "stacking": 2}
 C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 SEED = 42
 
@@ -47,6 +57,22 @@ class Stacker:
         return {lab: round(float(v), 6) for lab, v in zip(self.labels, p, strict=True)}
 
 
+@dataclass(frozen=True)
+class FusionChoice:
+    """How a task is fused, chosen on validation data for one ensemble (``members``)."""
+
+    task: str
+    strategy: str  # single | weighted_vote | stacking
+    best: str  # the member the allocator ranks first: the one "single" runs
+    members: tuple[str, ...]
+    validation_accuracy: Mapping[str, float]
+
+
+def choose_strategy(accuracy: Mapping[str, float]) -> str:
+    """The most accurate strategy; on a tie (to 4 decimals), the one that runs fewer models."""
+    return max(accuracy, key=lambda k: (round(accuracy[k], 4), -STRATEGY_RANK[k]))
+
+
 def artifact_dir(task: str):
     return ARTIFACTS_DIR / f"stack-{task}"
 
@@ -62,36 +88,65 @@ def load_stacker(task: str) -> Stacker | None:
     return Stacker(task, tuple(cfg["members"]), tuple(cfg["labels"]), t["W"], t["b"])
 
 
-def default_members(registry: Registry, task: str) -> list[str]:
-    """The ensemble the allocator picks for ``task`` with no load and the default budget."""
+@cache
+def load_choice(task: str) -> FusionChoice | None:
+    """The fusion strategy chosen for ``task`` on validation data, or None (not chosen)."""
+    d = artifact_dir(task)
+    if not (d / "model.json").exists():
+        return None
+    cfg = read_config(d)
+    if "strategy" not in cfg:
+        return None
+    return FusionChoice(
+        task, cfg["strategy"], cfg["best"], tuple(cfg["members"]), dict(cfg["validation_accuracy"])
+    )
+
+
+def default_ensemble(registry: Registry, task: str) -> tuple[list[str], dict[str, float]]:
+    """The ensemble the allocator picks for ``task`` with no load and the default budget:
+    its members, best first, and their fusion weights."""
     from models.scoring import allocate
     from streams.settings import Settings
 
     s = Settings()
     alloc = allocate(task, registry.for_task(task), s.default_budget_ms, {}, s.ensemble_max)
-    return sorted(alloc.models) if alloc else []
+    return (list(alloc.models), dict(alloc.weights)) if alloc else ([], {})
+
+
+def vote_accuracy(
+    probs: Mapping[str, Sequence[Mapping[str, float]]], weights: Mapping[str, float], y: Sequence[str]
+) -> float:
+    """Accuracy of fuse's weighted soft vote over the members' distributions."""
+    members = list(probs)
+    hits = 0
+    for i, label in enumerate(y):
+        votes = [Vote(m, weights[m], None, None, dict(probs[m][i])) for m in members]
+        hits += weighted_vote(votes).label == label
+    return hits / len(y)
 
 
 def train(task: str) -> dict[str, object]:
     """Fit the stacker of ``task`` on validation predictions; returns its report."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 
     from models.adapters import build_adapter
     from models.recipes import RECIPES
 
     registry = Registry.load(include_test=False)
-    members = default_members(registry, task)
+    ranked, weights = default_ensemble(registry, task)
+    members = sorted(ranked)
     if len(members) < 2:
         raise ValueError(f"{task}: the default ensemble has {len(members)} member(s); nothing to stack")
     val = RECIPES[members[0]].validation()
     labels = sorted(set(val.labels))
-    probs = {}
+    probs, tops = {}, {}
     for m in members:
         if RECIPES[m].validation().texts != val.texts:
             raise ValueError(f"{task}: members do not share one validation split ({m})")
         outs = build_adapter(registry.get(m)).predict(val.texts)
         probs[m] = [o.probs or {} for o in outs]
+        tops[m] = [o.label for o in outs]
     x = np.array(
         [[probs[m][i].get(lab, 0.0) for m in members for lab in labels] for i in range(len(val.texts))]
     )
@@ -101,6 +156,17 @@ def train(task: str) -> dict[str, object]:
         c: float(cross_val_score(LogisticRegression(C=c, max_iter=2000), x, y, cv=cv).mean()) for c in C_GRID
     }
     best_c = max(scores, key=lambda c: (scores[c], -c))
+    # Nested: the inner folds choose C, the outer ones score that choice on unseen items.
+    inner = StratifiedKFold(n_splits=5, shuffle=True, random_state=SEED + 1)
+    grid = GridSearchCV(LogisticRegression(max_iter=2000), {"C": list(C_GRID)}, cv=inner)
+    nested = float(cross_val_score(grid, x, y, cv=cv).mean())
+    best = ranked[0]
+    accuracy = {
+        "single": sum(t == label for t, label in zip(tops[best], y, strict=True)) / len(y),
+        "weighted_vote": vote_accuracy(probs, weights, list(y)),
+        "stacking": nested,
+    }
+    strategy = choose_strategy(accuracy)
     clf = LogisticRegression(C=best_c, max_iter=2000).fit(x, y)
     order = [list(clf.classes_).index(lab) for lab in labels]
     coef, intercept = clf.coef_, clf.intercept_
@@ -119,11 +185,22 @@ def train(task: str) -> dict[str, object]:
             "cv_by_C": {str(c): round(v, 4) for c, v in scores.items()},
             "trained_on": f"validation split of {members[0]} ({len(y)} items)",
             "seed": SEED,
+            "strategy": strategy,
+            "best": best,
+            "validation_accuracy": {k: round(v, 4) for k, v in accuracy.items()},
         },
         {"W": coef[order].astype(np.float64), "b": intercept[order].astype(np.float64)},
     )
     load_stacker.cache_clear()
-    return {"task": task, "members": members, "C": best_c, "cv_accuracy": round(scores[best_c], 4)}
+    load_choice.cache_clear()
+    return {
+        "task": task,
+        "members": members,
+        "C": best_c,
+        "cv_accuracy": round(scores[best_c], 4),
+        "validation_accuracy": {k: round(v, 4) for k, v in accuracy.items()},
+        "strategy": strategy,
+    }
 
 
 def main(argv: Sequence[str]) -> None:

@@ -125,3 +125,47 @@ def test_a_model_that_is_not_serving_is_never_allocated():
     for planned in (everyday, evaluation):
         assert "bench-only" not in planned.plan.tasks[0].models
     assert "bench-only" in reg  # still listed, evaluated and loadable by id
+
+
+def _choose(monkeypatch, strategy: str, best: str = "head") -> None:
+    from agents import planning
+    from models.stacking import FusionChoice
+
+    acc = {"single": 0.85, "weighted_vote": 0.84, "stacking": 0.84}
+    choice = FusionChoice("fin_sentiment", strategy, best, ("head", "lin"), acc)
+    monkeypatch.setattr(planning, "load_choice", lambda task: choice if task == "fin_sentiment" else None)
+
+
+def test_a_task_whose_ensemble_did_not_pay_runs_its_best_model_alone(monkeypatch):
+    _choose(monkeypatch, "single")
+    msg = InputMessage(text="Apple beats estimates", source="newswire")
+    (p,) = planner().plan_batch([(msg, "m")], {}, 0)
+    fin = next(t for t in p.plan.tasks if t.task == "fin_sentiment")
+    assert fin.models == ["head"] and fin.strategy == "single"
+    assert ("fin_sentiment", "lin") not in p.plan.expected()
+    # a producer who asks for a fusion strategy, or for every model, still gets the ensemble
+    for meta in ({"fusion": "weighted_vote"}, {"models": "all"}):
+        asked = InputMessage(text="Apple beats", source="newswire", meta=meta)
+        (q,) = planner().plan_batch([(asked, "n")], {}, 0)
+        assert len(next(t for t in q.plan.tasks if t.task == "fin_sentiment").models) > 1
+
+
+def test_a_choice_made_for_another_leader_leaves_the_ensemble_alone(monkeypatch):
+    _choose(monkeypatch, "single", best="lex")
+    (p,) = planner().plan_batch([(InputMessage(text="Apple beats estimates", source="newswire"), "m")], {}, 0)
+    assert len(next(t for t in p.plan.tasks if t.task == "fin_sentiment").models) > 1
+
+
+def test_a_vote_chosen_on_validation_is_used_even_where_a_stacker_covers_the_members(monkeypatch):
+    from agents import planning
+    from models.stacking import FusionChoice, Stacker
+
+    stacker = Stacker("sentiment", ("a", "b"), ("neg", "pos"), W=None, b=None)  # type: ignore[arg-type]
+    monkeypatch.setattr(planning, "load_stacker", lambda task: stacker)
+    acc = {"single": 0.8, "weighted_vote": 0.85, "stacking": 0.84}
+    vote = FusionChoice("sentiment", "weighted_vote", "a", ("a", "b"), acc)
+    monkeypatch.setattr(planning, "load_choice", lambda task: vote)
+    assert planning._strategy("sentiment", ["a", "b"]) == "weighted_vote"
+    assert planning._strategy("sentiment", ["a", "b"], "stacking") == "stacking"
+    monkeypatch.setattr(planning, "load_choice", lambda task: None)
+    assert planning._strategy("sentiment", ["a", "b"]) == "stacking"

@@ -69,3 +69,30 @@ def test_a_held_slow_model_loses_and_a_held_fast_one_keeps_its_place():
     assert allocate("t", [GOOD, BEST], budget_ms=800, loads=slow_again).models == ["good"]
     fast = {"best": Load(lag=0, per_item_ms=1.0, batch_ms=32.0, ts=0, held=True)}
     assert allocate("t", [GOOD, BEST], budget_ms=2000, loads=fast).models[0] == "best"
+
+
+def _choice(strategy: str, best: str = "best"):
+    from models.stacking import FusionChoice
+
+    acc = {"single": 0.85, "weighted_vote": 0.84, "stacking": 0.83}
+    return FusionChoice("t", strategy, best, ("best", "good"), acc)
+
+
+def test_an_ensemble_that_did_not_pay_on_validation_is_cut_to_its_best_member():
+    from models.scoring import follow_choice
+
+    a = allocate("t", [FAST, GOOD, BEST], budget_ms=20_000, loads={})
+    cut = follow_choice(a, _choice("single"))
+    assert cut.models == ["best"] and cut.weights == {"best": 1.0}
+    assert "ensemble not run" in cut.reason and cut.degraded == a.degraded
+
+
+def test_an_ensemble_is_kept_when_it_paid_or_another_model_leads():
+    from models.scoring import follow_choice
+
+    a = allocate("t", [FAST, GOOD, BEST], budget_ms=20_000, loads={})
+    assert follow_choice(a, _choice("stacking")) == a
+    assert follow_choice(a, None) == a
+    # the best model over budget: the ensemble led by another was not what the choice compared
+    tight = allocate("t", [FAST, GOOD, BEST], budget_ms=200, loads={})
+    assert follow_choice(tight, _choice("single")) == tight
