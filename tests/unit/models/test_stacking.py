@@ -46,3 +46,14 @@ def test_vote_accuracy_is_fuses_weighted_soft_vote():
     # a outweighs b: item 1 -> neg (0.75*0.9+0.25*0.2=0.725), item 2 -> neg (0.475) vs pos (0.525)
     assert vote_accuracy(probs, {"a": 0.75, "b": 0.25}, ["neg", "pos"]) == 1.0
     assert vote_accuracy(probs, {"a": 0.75, "b": 0.25}, ["neg", "neg"]) == 0.5
+
+
+def test_committed_fusion_choices_follow_their_own_validation_figures():
+    from models.stacking import STRATEGY_RANK, TASKS, choose_strategy, load_choice
+
+    for task in TASKS:
+        choice = load_choice(task)
+        assert choice is not None, f"{task}: run python -m models.stacking {task}"
+        assert set(choice.validation_accuracy) == set(STRATEGY_RANK)
+        assert choice.strategy == choose_strategy(choice.validation_accuracy)
+        assert choice.best in choice.members
