@@ -23,8 +23,9 @@ figures measured before the decay stand until the probe answers: a model that wa
 one batch, not a burst, and one that was merely idle keeps its traffic.
 
 An ensemble runs only where it pays: when validation data showed the task's ensemble no more
-accurate than its best member alone (``models.stacking.FusionChoice``), and the allocation
-ranks that member first, only that member runs (:func:`follow_choice`).
+accurate than the model the allocator ranks first, alone (``models.stacking.FusionChoice``),
+and an allocation is led by that model and drawn from the ensemble compared, only that model
+runs (:func:`follow_choice`).
 """
 
 from __future__ import annotations
@@ -171,15 +172,16 @@ def _weights(qualities: Sequence[float]) -> list[float]:
 
 
 def follow_choice(alloc: Allocation, choice: FusionChoice | None) -> Allocation:
-    """The allocation with its ensemble cut to the best member when the task's fusion choice
-    (made on validation data) is ``single`` and that member leads this allocation too.
+    """The allocation with its ensemble cut to its lead model when the task's fusion choice
+    (made on validation data) is ``single`` for that lead, and the ensemble is drawn from the
+    members the choice compared.
 
-    Otherwise unchanged: an ensemble led by another model (the best one was over budget)
-    was not what the choice compared, so it runs as allocated.
+    Otherwise unchanged: an ensemble led by another model (the usual lead was over budget),
+    or with models the choice did not compare, runs as allocated.
     """
     if choice is None or choice.strategy != "single" or len(alloc.models) < 2:
         return alloc
-    if alloc.models[0] != choice.best:
+    if alloc.models[0] != choice.best or not set(alloc.models) <= set(choice.members):
         return alloc
     acc = choice.validation_accuracy
     others = max(v for k, v in acc.items() if k != "single")

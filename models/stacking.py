@@ -5,11 +5,12 @@ trained on the members' predictions for the *validation* split (never the test s
 saved as JSON + safetensors under ``models/artifacts/stack-<task>/``, applied by fuse with
 plain numpy. The members are the ensemble the allocator picks for the task by default.
 
-The same run chooses how the task is fused (:func:`choose_strategy`): the best member alone,
-a weighted soft vote of the ensemble, or the stacker, whichever is most accurate on the
-validation split (the stacker's figure by nested cross-validation, so that choosing its C
-does not flatter it); on a tie, the one that runs fewer models. The choice is saved beside
-the stacker, and the planner follows it: an ensemble that does not pay is not run.
+The same run chooses how the task is fused (:func:`choose_strategy`): the member the
+allocator ranks first, alone; a weighted soft vote of the ensemble; or the stacker, whichever
+is most accurate on the validation split (the stacker's figure by nested cross-validation, so
+that choosing its C does not flatter it); on a tie, the one that runs fewer models. The
+choice is saved beside the stacker, and the planner follows it: an ensemble that does not pay
+is not run.
 
     python -m models.stacking fin_sentiment sentiment intent
 """

@@ -96,3 +96,6 @@ def test_an_ensemble_is_kept_when_it_paid_or_another_model_leads():
     # the best model over budget: the ensemble led by another was not what the choice compared
     tight = allocate("t", [FAST, GOOD, BEST], budget_ms=200, loads={})
     assert follow_choice(tight, _choice("single")) == tight
+    # a model the choice did not compare is in the ensemble
+    wide = allocate("t", [FAST, GOOD, BEST], budget_ms=20_000, loads={}, margin=1.0)
+    assert "fast" in wide.models and follow_choice(wide, _choice("single")) == wide
