@@ -79,24 +79,27 @@ def artifact_dir(task: str):
 
 
 @cache
+def _config(task: str) -> dict | None:
+    """The committed stacker artifact's config (model.json) of ``task``, or None."""
+    d = artifact_dir(task)
+    return read_config(d) if (d / "model.json").exists() else None
+
+
+@cache
 def load_stacker(task: str) -> Stacker | None:
     """The committed stacker of a task, or None."""
-    d = artifact_dir(task)
-    if not (d / "model.json").exists():
+    cfg = _config(task)
+    if cfg is None:
         return None
-    cfg = read_config(d)
-    t = read_tensors(d)
+    t = read_tensors(artifact_dir(task))
     return Stacker(task, tuple(cfg["members"]), tuple(cfg["labels"]), t["W"], t["b"])
 
 
 @cache
 def load_choice(task: str) -> FusionChoice | None:
     """The fusion strategy chosen for ``task`` on validation data, or None (not chosen)."""
-    d = artifact_dir(task)
-    if not (d / "model.json").exists():
-        return None
-    cfg = read_config(d)
-    if "strategy" not in cfg:
+    cfg = _config(task)
+    if cfg is None or "strategy" not in cfg:
         return None
     return FusionChoice(
         task, cfg["strategy"], cfg["best"], tuple(cfg["members"]), dict(cfg["validation_accuracy"])
@@ -192,8 +195,8 @@ def train(task: str) -> dict[str, object]:
         },
         {"W": coef[order].astype(np.float64), "b": intercept[order].astype(np.float64)},
     )
-    load_stacker.cache_clear()
-    load_choice.cache_clear()
+    for loader in (_config, load_stacker, load_choice):
+        loader.cache_clear()
     return {
         "task": task,
         "members": members,
