@@ -65,6 +65,15 @@ class Outgoing:
     partition: int | None = None  # None: by key (changelogs name their partition)
 
 
+def _still_assigned(
+    consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]
+) -> dict[TopicPartition, int]:
+    """The offsets of partitions the consumer still owns: after a rebalance took one away,
+    its new owner commits it (committing it here would fail, or move its offset back)."""
+    assigned = consumer.assignment()
+    return {tp: o for tp, o in offsets.items() if tp in assigned}
+
+
 def batch_offsets(batch: Iterable[ConsumerRecord]) -> dict[tuple[str, int], int]:
     """One past the last offset of every partition in ``batch``."""
     offsets: dict[tuple[str, int], int] = {}
@@ -389,8 +398,7 @@ class StreamApp:
         """
         if not offsets:
             return True
-        assigned = consumer.assignment()
-        tps = {TopicPartition(t, p): o for (t, p), o in offsets.items() if TopicPartition(t, p) in assigned}
+        tps = _still_assigned(consumer, {TopicPartition(t, p): o for (t, p), o in offsets.items()})
         if not tps:
             return False
         if self.settings.commit_interval_ms > 0 and consumer not in self._txn:
@@ -414,8 +422,7 @@ class StreamApp:
         pending = self._pending.pop(consumer, None)
         if not pending:
             return True
-        assigned = consumer.assignment()
-        tps = {tp: o for tp, o in pending.items() if tp in assigned}
+        tps = _still_assigned(consumer, pending)
         return await self._commit_now(consumer, tps) if tps else False
 
     async def _commit_now(self, consumer: AIOKafkaConsumer, tps: dict[TopicPartition, int]) -> bool:
@@ -451,8 +458,7 @@ class StreamApp:
             await self.publish(records)
             return await self.commit(consumer, offsets)
         group, producer = txn
-        assigned = consumer.assignment()
-        tps = {TopicPartition(t, p): o for (t, p), o in offsets.items() if TopicPartition(t, p) in assigned}
+        tps = _still_assigned(consumer, {TopicPartition(t, p): o for (t, p), o in offsets.items()})
         if not records and not tps:
             return True
         await producer.begin_transaction()
