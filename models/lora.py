@@ -12,6 +12,11 @@ Artifacts (``models/artifacts/<id>/``): ``weights.safetensors`` holds the LoRA m
 (``lora.*``) and the head (``head.*``), ``model.json`` the LoRA configuration, labels,
 temperature and training metadata. At load time the adapters are merged into the base
 weights, so inference costs exactly one MiniLM forward pass.
+
+With ``"full": True`` in the hyper-parameters the same classifier is trained with every
+encoder weight trainable instead of adapters (a full fine-tune, ``kind: minilm_full``): its
+artifact holds the whole encoder (``encoder.*``, about 90 MB), so it is a full checkpoint
+and goes to the local artifact directory (``models.registry.local_artifacts_dir``).
 """
 
 from __future__ import annotations
@@ -194,8 +199,22 @@ def build_lora_encoder(lora: dict[str, Any]):
     return get_peft_model(base, cfg)
 
 
+def build_full_encoder():
+    """The packaged MiniLM with every weight trainable (a full fine-tune)."""
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    return AutoModel.from_pretrained(base_path(), local_files_only=True, add_pooling_layer=False)
+
+
+def build_encoder(hp: dict[str, Any]):
+    """The encoder a recipe trains: the whole MiniLM (``hp["full"]``) or LoRA adapters on it."""
+    return build_full_encoder() if hp.get("full") else build_lora_encoder(hp["lora"])
+
+
 class LoraSequenceClassifier(nn.Module):
-    """LoRA MiniLM, mean pooling over real tokens, linear head."""
+    """MiniLM (LoRA-adapted or fully fine-tuned), mean pooling over real tokens, linear head."""
 
     def __init__(self, encoder: nn.Module, n_labels: int, dropout: float = 0.1):
         super().__init__()
@@ -244,9 +263,36 @@ def lora_tensors(model: nn.Module) -> dict[str, np.ndarray]:
     return {f"lora.{k}": v.detach().cpu().numpy().astype(np.float32) for k, v in sd.items()}
 
 
-def load_model(config: dict[str, Any], tensors: dict[str, np.ndarray], merge: bool = True) -> nn.Module:
-    """Rebuild a trained model from its artifact: base MiniLM + LoRA weights (merged into
-    the base weights when ``merge``) + head, in eval mode."""
+def encoder_tensors(model: nn.Module) -> dict[str, np.ndarray]:
+    """Every encoder weight (``encoder.*``): the artifact of a full fine-tune."""
+    return {
+        f"encoder.{k}": v.detach().cpu().numpy().astype(np.float32)
+        for k, v in model.encoder.state_dict().items()
+    }
+
+
+def model_tensors(model: nn.Module) -> dict[str, np.ndarray]:
+    """What a trained model's artifact holds: the encoder (full fine-tune) or its LoRA
+    matrices, plus the head."""
+    body = lora_tensors(model) if hasattr(model.encoder, "peft_config") else encoder_tensors(model)
+    return body | head_tensors(model)
+
+
+def _full_encoder(tensors: dict[str, np.ndarray]) -> nn.Module:
+    encoder = build_full_encoder()
+    state = {
+        k[len("encoder.") :]: torch.from_numpy(v) for k, v in tensors.items() if k.startswith("encoder.")
+    }
+    result = encoder.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise ValueError(
+            f"encoder weights do not fit MiniLM: missing {result.missing_keys[:3]}, "
+            f"unexpected {result.unexpected_keys[:3]}; train the model again"
+        )
+    return encoder
+
+
+def _lora_encoder(config: dict[str, Any], tensors: dict[str, np.ndarray], merge: bool) -> nn.Module:
     from peft import set_peft_model_state_dict
 
     encoder = build_lora_encoder(config["lora"])
@@ -255,8 +301,17 @@ def load_model(config: dict[str, Any], tensors: dict[str, np.ndarray], merge: bo
     missing = [k for k in getattr(result, "unexpected_keys", []) if "lora_" in k]
     if missing:
         raise ValueError(f"LoRA weights do not fit the model: {missing[:3]}")
-    if merge:
-        encoder = encoder.merge_and_unload()
+    return encoder.merge_and_unload() if merge else encoder
+
+
+def load_model(config: dict[str, Any], tensors: dict[str, np.ndarray], merge: bool = True) -> nn.Module:
+    """Rebuild a trained model from its artifact, in eval mode: base MiniLM + LoRA weights
+    (merged into the base weights when ``merge``) + head, or, for a full fine-tune
+    (``kind: minilm_full``), the saved encoder + head."""
+    if config.get("kind") == "minilm_full":
+        encoder = _full_encoder(tensors)
+    else:
+        encoder = _lora_encoder(config, tensors, merge)
     n = len(config["labels"] if config["head"] == "sequence" else config["tags"])
     model: nn.Module
     if config["head"] == "sequence":
@@ -357,7 +412,7 @@ def _optimizer(model: nn.Module, hp: dict[str, Any], total_steps: int):
             (body if name.startswith("encoder.") else head).append(p)
     opt = torch.optim.AdamW(
         [
-            {"params": body, "lr": float(hp["lr_lora"])},
+            {"params": body, "lr": float(hp["lr_encoder"] if hp.get("full") else hp["lr_lora"])},
             {"params": head, "lr": float(hp["lr_head"])},
         ],
         weight_decay=float(hp.get("weight_decay", 0.01)),
@@ -408,13 +463,17 @@ def _fit(
     """
     rng = random.Random(seed)
     epochs, bs = int(hp["epochs"]), int(hp["batch_size"])
+    last = min(epochs, stop_after or epochs)  # the schedule spans `epochs`; a refit stops early
+    shown = f"{last}" if last == epochs else f"{last} (of a {epochs}-epoch schedule)"
     steps_per_epoch = (len(lengths) + bs - 1) // bs
     opt, sched = _optimizer(model, hp, epochs * steps_per_epoch)
     tick = _Ticker(say)
     history: list[dict[str, Any]] = []
-    best: tuple[float, int, dict[str, torch.Tensor], np.ndarray] | None = None
+    best_score, best_epoch = float("-inf"), last  # without validation the last epoch is kept
+    best_state: dict[str, torch.Tensor] = {}
+    best_logits = np.zeros((0, 0), np.float32)
     t0 = time.monotonic()
-    for epoch in range(1, min(epochs, stop_after or epochs) + 1):
+    for epoch in range(1, last + 1):
         model.train()
         running = 0.0
         for step, batch in enumerate(_length_batches(lengths, bs, rng), 1):
@@ -426,32 +485,22 @@ def _fit(
             sched.step()
             running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
             el = time.monotonic() - t0
-            tick(f"epoch {epoch}/{epochs} step {step}/{steps_per_epoch} loss {running:.3f} {el:.0f}s")
+            tick(f"epoch {epoch}/{shown} step {step}/{steps_per_epoch} loss {running:.3f} {el:.0f}s")
+        record = {"epoch": epoch, "train_loss": round(running, 4)}
         if validate is None:
-            history.append(
-                {"epoch": epoch, "train_loss": round(running, 4), "seconds": round(time.monotonic() - t0, 1)}
-            )
-            tick(f"epoch {epoch}/{epochs}: loss {running:.3f}", force=True)
-            best = (0.0, epoch, {}, np.zeros((0, 0), np.float32))
+            history.append(record | {"seconds": round(time.monotonic() - t0, 1)})
+            tick(f"epoch {epoch}/{shown}: loss {running:.3f}", force=True)
             continue
-        tick(f"epoch {epoch}/{epochs}: validating on {val_desc}", force=True)
+        tick(f"epoch {epoch}/{shown}: validating on {val_desc}", force=True)
         score, metrics, logits, summary = validate()
-        history.append(
-            {
-                "epoch": epoch,
-                **metrics,
-                "train_loss": round(running, 4),
-                "seconds": round(time.monotonic() - t0, 1),
-            }
-        )
+        history.append({"epoch": epoch, **metrics} | record | {"seconds": round(time.monotonic() - t0, 1)})
         tick(f"epoch {epoch}: {summary}", force=True)
-        if best is None or score > best[0]:
-            best = (score, epoch, _trainable_state(model), logits)
-    assert best is not None
-    if best[2]:  # without validation the model is already the last epoch's
-        model.load_state_dict(best[2], strict=False)
+        if score > best_score:
+            best_score, best_epoch, best_state, best_logits = score, epoch, _trainable_state(model), logits
+    if best_state:  # without validation the model is already the last epoch's
+        model.load_state_dict(best_state, strict=False)
     model.eval()
-    return TrainResult(model, best[1], history, best[3], time.monotonic() - t0)
+    return TrainResult(model, best_epoch, history, best_logits, time.monotonic() - t0)
 
 
 def train_device() -> torch.device:
@@ -482,7 +531,7 @@ def train_sequence(
     device = train_device()
     tok = load_tokenizer()
     torch.manual_seed(seed)
-    model = LoraSequenceClassifier(build_lora_encoder(hp["lora"]), n_labels).to(device)
+    model = LoraSequenceClassifier(build_encoder(hp), n_labels).to(device)
     max_len = int(hp["max_length"])
     loss_fn = nn.CrossEntropyLoss()
 

@@ -2,6 +2,13 @@
 
 The catalog (``models/catalog.json``) lists every model: its task, adapter, artifact,
 labels, backbone, cost, and the metrics and latencies that ``streamfuse eval`` measured.
+
+Small artifacts are committed under ``models/artifacts``. Full checkpoints (a whole
+fine-tuned encoder, about 90 MB) are too large to commit: their specs say
+``requires_local`` and their artifacts live in the local artifact directory
+(:func:`local_artifacts_dir`). The registry lists a model only when its artifact is present,
+so a fresh clone serves the committed models and a machine that trained a checkpoint
+(``streamfuse train ID``) serves it too.
 """
 
 from __future__ import annotations
@@ -17,6 +24,16 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 CATALOG_PATH = Path(__file__).with_name("catalog.json")
 TEST_CATALOG_PATH = Path(__file__).with_name("catalog.test.json")
 ARTIFACTS_DIR = Path(__file__).with_name("artifacts")
+LOCAL_ARTIFACTS_ENV = "STREAMFUSE_LOCAL_ARTIFACTS"
+# git-ignored, beside models/: where full checkpoints go unless the variable says otherwise
+DEFAULT_LOCAL_ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts-local"
+
+
+def local_artifacts_dir() -> Path:
+    """Where full checkpoints live: ``$STREAMFUSE_LOCAL_ARTIFACTS``, else ``artifacts-local/``
+    at the repository root (git-ignored)."""
+    value = os.environ.get(LOCAL_ARTIFACTS_ENV)
+    return Path(value).expanduser() if value else DEFAULT_LOCAL_ARTIFACTS
 
 
 class ModelSpec(BaseModel):
@@ -38,7 +55,7 @@ class ModelSpec(BaseModel):
     # measured by `streamfuse eval`
     metrics: dict[str, Any] = Field(default_factory=dict)
     latency_ms: dict[str, float] = Field(default_factory=dict)  # batch size -> ms per item
-    requires_local: bool = False  # full checkpoints live outside the repo
+    requires_local: bool = False  # a full checkpoint, in local_artifacts_dir(), not committed
     test_only: bool = False
     # False: catalogued and evaluated, never allocated. For a model trained to a benchmark's
     # own protocol whose validation score does not compare with the task's other models
@@ -48,11 +65,18 @@ class ModelSpec(BaseModel):
     _scoring_static: tuple[float, float] | None = PrivateAttr(default=None)  # see models.scoring
 
     def artifact_path(self) -> Path | None:
-        """Absolute path of the artifact, or None for models without one."""
+        """Absolute path of the artifact, or None for models without one. A relative path is
+        under ``models/artifacts``, or under the local artifact directory for a spec that
+        ``requires_local``."""
         if self.artifact is None:
             return None
         p = Path(self.artifact)
-        return p if p.is_absolute() else ARTIFACTS_DIR / p
+        return p if p.is_absolute() else (local_artifacts_dir() if self.requires_local else ARTIFACTS_DIR) / p
+
+    def artifact_present(self) -> bool:
+        """Whether the artifact is here (always, for models without one)."""
+        path = self.artifact_path()
+        return path is None or path.exists()
 
     @property
     def validation_score(self) -> float | None:
@@ -90,34 +114,49 @@ class Catalog(BaseModel):
 class Registry:
     """The models available to this process, by id and by task."""
 
-    def __init__(self, specs: Iterable[ModelSpec]):
+    def __init__(self, specs: Iterable[ModelSpec], absent: Iterable[ModelSpec] = ()):
         self._specs = {s.id: s for s in specs}
+        self._absent = {s.id: s for s in absent}  # catalogued, artifact missing (for errors)
 
     @classmethod
     def load(
-        cls, path: Path = CATALOG_PATH, include_test: bool | None = None, include_unserved: bool = False
+        cls,
+        path: Path = CATALOG_PATH,
+        include_test: bool | None = None,
+        include_unserved: bool = False,
+        include_absent: bool = False,
     ) -> Registry:
         """Read the catalog, keeping models whose artifacts are present.
 
         Test-only models (``catalog.test.json``) join when ``include_test`` is true, or,
         when it is None, when ``STREAMFUSE_TEST_MODELS=1``. Models that are not serving join
         only with ``include_unserved`` (evaluation and listing): workers never load them.
+        ``include_absent`` (listing only) keeps models whose artifact is missing too, such as
+        a full checkpoint not trained on this machine (``artifact_present`` tells them apart).
         """
         if include_test is None:
             include_test = os.environ.get("STREAMFUSE_TEST_MODELS") == "1"
         models = list(Catalog.model_validate(orjson.loads(path.read_bytes())).models)
         if include_test and TEST_CATALOG_PATH.exists():
             models += Catalog.model_validate(orjson.loads(TEST_CATALOG_PATH.read_bytes())).models
+        wanted = [s for s in models if (include_test or not s.test_only) and (include_unserved or s.serving)]
         return cls(
-            s
-            for s in models
-            if (include_test or not s.test_only) and (include_unserved or s.serving) and _artifact_present(s)
+            (s for s in wanted if include_absent or s.artifact_present()),
+            absent=(s for s in wanted if not include_absent and not s.artifact_present()),
         )
 
     def get(self, model_id: str) -> ModelSpec:
         try:
             return self._specs[model_id]
         except KeyError:
+            absent = self._absent.get(model_id)
+            if absent is not None:
+                elsewhere = f", or point {LOCAL_ARTIFACTS_ENV} at a folder that has it"
+                raise KeyError(
+                    f"model {model_id!r} is catalogued but its artifact is not here "
+                    f"({absent.artifact_path()}); train it with `streamfuse train {model_id}`"
+                    + (elsewhere if absent.requires_local else "")
+                ) from None
             raise KeyError(f"unknown model {model_id!r}; `streamfuse models` lists the known ones") from None
 
     def __contains__(self, model_id: object) -> bool:
@@ -136,11 +175,6 @@ class Registry:
     @property
     def tasks(self) -> list[str]:
         return sorted({s.task for s in self._specs.values()})
-
-
-def _artifact_present(spec: ModelSpec) -> bool:
-    path = spec.artifact_path()
-    return path is None or path.exists()
 
 
 def save_metrics(

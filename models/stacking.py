@@ -137,7 +137,9 @@ def train(task: str) -> dict[str, object]:
     from models.adapters import build_adapter
     from models.recipes import RECIPES
 
-    registry = Registry.load(include_test=False)
+    # Committed models only: the stacker is committed, and a fresh clone, which has no full
+    # checkpoints (models.registry.local_artifacts_dir), must have every member it names.
+    registry = Registry(s for s in Registry.load(include_test=False) if not s.requires_local)
     ranked, weights = default_ensemble(registry, task)
     members = sorted(ranked)
     if len(members) < 2:

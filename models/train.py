@@ -32,7 +32,7 @@ from models.augment import AugmentConfig, augment_split
 from models.calibration import fit_temperature, softmax
 from models.data import SEED, Split
 from models.recipes import RECIPES, Recipe
-from models.registry import ARTIFACTS_DIR, CATALOG_PATH, Catalog, ModelSpec
+from models.registry import CATALOG_PATH, Catalog, ModelSpec
 
 console = Console(stderr=True)
 
@@ -172,7 +172,7 @@ def _train_vader(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, A
             fitted_on="train split (threshold by macro-F1, scale by NLL)",
         ),
     }
-    write_artifact(ARTIFACTS_DIR / recipe.id, config)
+    write_artifact(recipe.artifact_dir(), config)
     return config
 
 
@@ -201,7 +201,7 @@ def _train_lm(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, Any]
     the neutral band and scale are fitted, on the training split."""
     from models.adapters.lm_lexicon import LEXICON_NAME, lm_counts, load_lexicon, polarity
 
-    directory = ARTIFACTS_DIR / recipe.id
+    directory = recipe.artifact_dir()
     if not (directory / LEXICON_NAME).exists():
         raise FileNotFoundError(
             f"no {LEXICON_NAME} in {directory}: run `python -m models.lexicon_import lm-fin`"
@@ -236,7 +236,7 @@ def _train_lm(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, Any]
 def _train_imported(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, Any]:
     """Models imported from PyPI packages (models.lexicon_import): nothing to fit; check the
     artifact is there and keep its config."""
-    directory = ARTIFACTS_DIR / recipe.id
+    directory = recipe.artifact_dir()
     config = read_config(directory)  # raises with a hint when the import has not run
     source = config.get("metadata", {}).get("source", {})
     progress(f"imported from {source.get('package')}=={source.get('version')}; nothing to fit")
@@ -302,7 +302,7 @@ def _train_head(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, An
         min_recall = float(recipe.hparams.get("min_oos_recall", oos.MIN_OOS_RECALL))
         config["oos_threshold"] = oos.tune_threshold(probs, val_all.labels, labels, min_recall)
         config["metadata"]["oos_rule"] = oos.OOS_RULE.format(min_recall=min_recall)
-    write_artifact(ARTIFACTS_DIR / recipe.id, config, {"W": W, "b": b})
+    write_artifact(recipe.artifact_dir(), config, {"W": W, "b": b})
     return config
 
 
@@ -320,7 +320,7 @@ def recipe_augment(recipe: Recipe) -> AugmentConfig | None:
 
 
 def _train_tfidf(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, Any]:
-    return fit_tfidf(recipe, progress, recipe_augment(recipe), ARTIFACTS_DIR / recipe.id)
+    return fit_tfidf(recipe, progress, recipe_augment(recipe), recipe.artifact_dir())
 
 
 def fit_tfidf(
@@ -390,7 +390,7 @@ def fit_tfidf(
 
 
 def _train_tickers(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, Any]:
-    directory = ARTIFACTS_DIR / recipe.id
+    directory = recipe.artifact_dir()
     table = directory / "companies.json"
     companies = orjson.loads(table.read_bytes())["companies"]
     progress(f"ticker table: {len(companies)} companies")
@@ -429,17 +429,17 @@ def _agreement_targets(texts: list[str], y: np.ndarray, n_labels: int) -> np.nda
 
 
 def _train_lora(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, Any]:
-    """MiniLM + LoRA + head (models/lora.py); the epoch is kept by validation score and
-    the temperature fit on validation. Only LoRA matrices and the head are saved."""
+    """MiniLM + LoRA + head (models/lora.py), or a full fine-tune with ``hparams["full"]``;
+    the epoch is kept by validation score and the temperature fit on validation. A LoRA
+    artifact holds the LoRA matrices and the head; a full one the whole encoder and the head."""
     from models import lora
 
     hp = dict(recipe.hparams)
     torch_threads = _torch_threads()
-    common = {
-        "lora": hp["lora"] | {"target_modules": lora.TARGET_MODULES},
-        "max_length": hp["max_length"],
-    }
-    hp["lora"] = common["lora"]
+    common: dict[str, Any] = {"max_length": hp["max_length"]}
+    if not hp.get("full"):
+        common["lora"] = hp["lora"] | {"target_modules": lora.TARGET_MODULES}
+        hp["lora"] = common["lora"]
     if "refit_of" in hp:
         return _refit_lora(recipe, hp, common, progress)
     assert recipe.validation is not None
@@ -502,7 +502,11 @@ def _train_lora(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, An
         meta = _metadata(recipe, train_split, val_all, train_set=set_name)
         if hp.get("agreement_targets"):  # the soft targets read every FPB subset file
             meta["data_hashes"] |= data.dataset_hashes("fpb_agreement")
-        config = {"kind": "minilm_lora", "head": "sequence", "labels": labels}
+        config = {
+            "kind": "minilm_full" if hp.get("full") else "minilm_lora",
+            "head": "sequence",
+            "labels": labels,
+        }
         metric = "val_macro_f1"
         if "oos" in val_all.labels:
             out_idx = [i for i, y in enumerate(val_all.labels) if y not in set(labels)]
@@ -529,8 +533,7 @@ def _train_lora(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, An
         fitted_on="train split; epoch and temperature chosen on validation",
     )
     config |= common | {"temperature": round(temperature, 6), "metadata": meta}
-    tensors = lora.lora_tensors(res.model) | lora.head_tensors(res.model)
-    write_artifact(ARTIFACTS_DIR / recipe.id, config, tensors)
+    write_artifact(recipe.artifact_dir(), config, lora.model_tensors(res.model))
     progress(f"best epoch {res.best_epoch}; temperature {temperature:.3f}")
     return config
 
@@ -571,7 +574,7 @@ def _refit_lora(
     the validation run of ``hp["refit_of"]`` kept, with that run's temperature."""
     from models import lora
 
-    source = ARTIFACTS_DIR / hp["refit_of"]
+    source = RECIPES[hp["refit_of"]].artifact_dir()
     if not (source / "model.json").exists():
         raise FileNotFoundError(
             f"{recipe.id} refits {hp['refit_of']}, whose artifact is missing: "
@@ -601,9 +604,7 @@ def _refit_lora(
     )
     config = {"kind": "minilm_lora", "head": "sequence", "labels": labels}
     config |= common | {"temperature": round(temperature, 6), "metadata": meta}
-    write_artifact(
-        ARTIFACTS_DIR / recipe.id, config, lora.lora_tensors(res.model) | lora.head_tensors(res.model)
-    )
+    write_artifact(recipe.artifact_dir(), config, lora.lora_tensors(res.model) | lora.head_tensors(res.model))
     progress(f"refit: {res.best_epoch} epochs; temperature {temperature:.3f} (from {hp['refit_of']})")
     return config
 
@@ -635,6 +636,7 @@ TRAINERS: dict[str, Callable[[Recipe, Callable[[str], None]], dict[str, Any]]] =
     "tfidf_linear": _train_tfidf,
     "tickers": _train_tickers,
     "minilm_lora": _train_lora,
+    "minilm_full": _train_lora,
     "lm_lexicon": _train_lm,
     "toxicity_svm": _train_imported,
     "wordlist": _train_imported,

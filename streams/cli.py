@@ -388,7 +388,7 @@ def models(as_json: bool, markdown: bool, include_test: bool) -> None:
     """The model registry: task, metrics, latency, cost."""
     from models.registry import Registry
 
-    reg = Registry.load(include_test=include_test or None, include_unserved=True)
+    reg = Registry.load(include_test=include_test or None, include_unserved=True, include_absent=True)
     if as_json:
         _json_out([s.model_dump(mode="json") for s in reg])
         return
@@ -433,7 +433,12 @@ def models(as_json: bool, markdown: bool, include_test: bool) -> None:
 
 def _kind(spec) -> str:
     """The model's kind, and whether the allocator may choose it."""
-    return spec.kind if spec.serving else f"{spec.kind} (evaluation only, not served)"
+    if not spec.artifact_present():
+        return f"{spec.kind} (full checkpoint, not trained here: `streamfuse train {spec.id}`)"
+    notes = (["full checkpoint, local"] if spec.requires_local else []) + (
+        [] if spec.serving else ["evaluation only, not served"]
+    )
+    return f"{spec.kind} ({'; '.join(notes)})" if notes else spec.kind
 
 
 def _models_markdown(reg) -> str:

@@ -27,6 +27,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
+# Tests see the committed models only, as CI's fresh clone does: full checkpoints that a
+# developer trained locally (models.registry.local_artifacts_dir) would change allocations.
+os.environ["STREAMFUSE_LOCAL_ARTIFACTS"] = str(REPO / "artifacts-local" / "none-in-tests")
 
 
 @pytest.fixture(scope="session")

@@ -77,6 +77,7 @@ ADAPTERS: dict[str, Callable[[ModelSpec], Adapter]] = {
     "tfidf_linear": _tfidf_linear,
     "tickers": _tickers,
     "minilm_lora": _minilm_lora,
+    "minilm_full": _minilm_lora,  # a full fine-tune loads the same way (models.lora.load_model)
     "kb_retrieval": _kb_retrieval,
     "toxicity_svm": _toxicity_svm,
     "wordlist": _wordlist,
