@@ -483,7 +483,8 @@ def _train_lora(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, An
         # oos) are kept apart for the threshold, chosen after training.
         in_scope = [i for i, y in enumerate(val_all.labels) if y in set(labels)]
         val_split = Split([val_all.texts[i] for i in in_scope], [val_all.labels[i] for i in in_scope])
-        progress(f"LoRA on {len(train_split.texts)} texts ({torch_threads} threads)")
+        how = "full fine-tune" if hp.get("full") else "LoRA"
+        progress(f"{how} on {len(train_split.texts)} texts ({torch_threads} threads)")
         y_train = _index(labels, train_split.labels)
         res = lora.train_sequence(
             train_split.texts,
