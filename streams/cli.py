@@ -431,6 +431,63 @@ def models(as_json: bool, markdown: bool, include_test: bool) -> None:
     console.print(table)
 
 
+@main.command()
+@click.argument("tasks", nargs=-1)
+@click.option(
+    "--budget",
+    "budgets",
+    type=click.IntRange(10, 600_000),
+    multiple=True,
+    help="latency budget in ms (repeat for several; default: STREAMFUSE_DEFAULT_BUDGET_MS)",
+)
+@click.option("--json", "as_json", is_flag=True)
+def allocate(tasks: tuple[str, ...], budgets: tuple[int, ...], as_json: bool) -> None:
+    """What the planner allocates for TASKS (default: every served task) at each budget on an
+    idle pipeline: the models, the fusion strategy and the reason."""
+    from agents.planning import KNOWN_TASKS, Planner, UnknownTask, check_tasks
+    from models.registry import Registry
+    from streams.records import InputMessage
+
+    settings = get_settings()
+    registry = Registry.load()
+    served = [t for t in registry.tasks if t in KNOWN_TASKS]
+    try:
+        check_tasks(tasks, served)
+    except UnknownTask as exc:
+        _fail(str(exc))
+    planner = Planner(registry, settings, None)
+    rows = []
+    for budget in budgets or (settings.default_budget_ms,):
+        probes = [
+            # an English sentence: the planner offers a task only to models that speak its language
+            (
+                InputMessage(
+                    text="The company reported a higher profit.", tasks=[t], meta={"budget_ms": budget}
+                ),
+                t,
+            )
+            for t in tasks or served
+        ]
+        for planned in planner.plan_batch(probes, {}, now_ms=0):
+            for tp in planned.plan.tasks:
+                rows.append(
+                    {"budget_ms": budget}
+                    | tp.model_dump(include={"task", "models", "strategy", "degraded", "reason"})
+                )
+            for miss in planned.plan.unserved:
+                rows.append({"budget_ms": budget, "task": miss.task, "models": [], "reason": miss.reason})
+    if as_json:
+        _json_out(rows)
+        return
+    table = Table(title="allocation on an idle pipeline (no load)")
+    for col in ("budget ms", "task", "models", "strategy", "reason"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        strategy = r.get("strategy", "-") + (" (degraded)" if r.get("degraded") else "")
+        table.add_row(str(r["budget_ms"]), r["task"], ", ".join(r["models"]) or "-", strategy, r["reason"])
+    console.print(table)
+
+
 def _kind(spec) -> str:
     """The model's kind, and whether the allocator may choose it."""
     if not spec.artifact_present():
