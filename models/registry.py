@@ -7,8 +7,8 @@ Small artifacts are committed under ``models/artifacts``. Full checkpoints (a wh
 fine-tuned encoder, about 90 MB) are too large to commit: their specs say
 ``requires_local`` and their artifacts live in the local artifact directory
 (:func:`local_artifacts_dir`). The registry lists a model only when its artifact is present,
-so a fresh clone serves the committed models and a machine that trained a checkpoint
-(``streamfuse train ID``) serves it too.
+so a fresh clone has the committed models only, and a machine that trained a checkpoint
+(``streamfuse train ID``) has it too (served, unless its spec says it is evaluation only).
 """
 
 from __future__ import annotations

@@ -536,6 +536,10 @@ def train(model: str | None, all_: bool) -> None:
     if all_:
         trainer.train_all()
     elif model:
+        from models.recipes import RECIPES
+
+        if model not in RECIPES:
+            _fail(f"no recipe for {model!r}; known: {', '.join(RECIPES)}")
         trainer.train(model)
     else:
         _fail("name a MODEL or pass --all")
@@ -599,6 +603,10 @@ def evaluate(
     if all_:
         ids = [s.id for s in registry]
     elif model:
+        try:  # an unknown id, or a full checkpoint not trained here: say so, not a traceback
+            Registry.load(include_test=True, include_unserved=True).get(model)
+        except KeyError as exc:
+            _fail(str(exc.args[0]))
         ids = [model]
     else:
         _fail("name a MODEL, pass --all, or --stream")
