@@ -140,10 +140,8 @@ class Registry:
         if include_test and TEST_CATALOG_PATH.exists():
             models += Catalog.model_validate(orjson.loads(TEST_CATALOG_PATH.read_bytes())).models
         wanted = [s for s in models if (include_test or not s.test_only) and (include_unserved or s.serving)]
-        return cls(
-            (s for s in wanted if include_absent or s.artifact_present()),
-            absent=(s for s in wanted if not include_absent and not s.artifact_present()),
-        )
+        missing = set() if include_absent else {s.id for s in wanted if not s.artifact_present()}
+        return cls((s for s in wanted if s.id not in missing), absent=(s for s in wanted if s.id in missing))
 
     def get(self, model_id: str) -> ModelSpec:
         try:

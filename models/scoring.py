@@ -183,10 +183,5 @@ def follow_choice(alloc: Allocation, choice: FusionChoice | None) -> Allocation:
         return alloc
     if alloc.models[0] != choice.best or not set(alloc.models) <= set(choice.members):
         return alloc
-    acc = choice.validation_accuracy
-    others = max(v for k, v in acc.items() if k != "single")
-    note = (
-        f"; ensemble not run: {choice.best} alone {acc['single']:.3f} on validation, "
-        f"the ensemble at best {others:.3f}"
-    )
-    return replace(alloc, models=[choice.best], weights={choice.best: 1.0}, reason=alloc.reason + note)
+    best = choice.best
+    return replace(alloc, models=[best], weights={best: 1.0}, reason=alloc.reason + choice.single_note)

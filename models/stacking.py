@@ -21,7 +21,7 @@ import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 
 import numpy as np
 
@@ -68,6 +68,17 @@ class FusionChoice:
     best: str  # the member the allocator ranks first: the one "single" runs
     members: tuple[str, ...]
     validation_accuracy: Mapping[str, float]
+
+    @cached_property
+    def single_note(self) -> str:
+        """Why a plan cut to ``best`` runs no ensemble: built once per choice (load_choice
+        caches the choice), not once per message."""
+        acc = self.validation_accuracy
+        others = max(v for k, v in acc.items() if k != "single")
+        return (
+            f"; ensemble not run: {self.best} alone {acc['single']:.3f} on validation, "
+            f"the ensemble at best {others:.3f}"
+        )
 
 
 def choose_strategy(accuracy: Mapping[str, float]) -> str:
