@@ -454,7 +454,7 @@ class ModelServer:
 
 
 # Adapters that compute with torch (a MiniLM forward pass); only they take the compute gate.
-TORCH_ADAPTERS = frozenset({"minilm_head", "minilm_lora", "minilm_full", "kb_retrieval"})
+TORCH_ADAPTERS = frozenset({"minilm_head", "minilm_lora", "minilm_full", "mpnet_lora", "kb_retrieval"})
 
 
 def uses_torch(spec: ModelSpec) -> bool:

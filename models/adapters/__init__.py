@@ -78,6 +78,7 @@ ADAPTERS: dict[str, Callable[[ModelSpec], Adapter]] = {
     "tickers": _tickers,
     "minilm_lora": _minilm_lora,
     "minilm_full": _minilm_lora,  # a full fine-tune loads the same way (models.lora.load_model)
+    "mpnet_lora": _minilm_lora,  # LoRA on all-mpnet-base-v2: the artifact's config names its base
     "kb_retrieval": _kb_retrieval,
     "toxicity_svm": _toxicity_svm,
     "wordlist": _wordlist,

@@ -1,9 +1,10 @@
-"""MiniLM fine-tuned with LoRA adapters (see :mod:`models.lora`): a sentence classifier
-(``head: sequence``) or a CoNLL-style named-entity tagger (``head: token``).
+"""A packaged encoder fine-tuned with LoRA adapters (see :mod:`models.lora`): a sentence
+classifier (``head: sequence``) or a CoNLL-style named-entity tagger (``head: token``).
 
 The artifact holds only the LoRA matrices and the head (safetensors) and ``model.json``;
-the base weights come from the packaged all-MiniLM-L6-v2, loaded offline, and the LoRA
-update is merged into them at load time. These models cannot share the frozen encoder's
+the base weights come from the packaged encoder its config names (``base``: all-MiniLM-L6-v2
+unless it says ``mpnet``, see :mod:`models.bases`), loaded offline, and the LoRA update is
+merged into them at load time. These models cannot share the frozen encoder's
 pass (their weights differ), so their ``backbone`` is None.
 
 On CPU the merged model's ``nn.Linear`` layers can be quantised to int8 (dynamic,
@@ -41,7 +42,7 @@ class _LoraBase:
         self.temperature = float(self.config.get("temperature", 1.0))
         self.max_length = int(self.config.get("max_length", 128))
         self.device = torch.device(select_device())
-        self.tokenizer = lora.load_tokenizer()
+        self.tokenizer = lora.load_tokenizer(lora.base_of(self.config))
         self.model = lora.load_model(self.config, read_tensors(directory)).to(self.device)
         self.int8 = int8_lora_enabled(self.device, str(self.config.get("head", "sequence")))
         if self.int8:

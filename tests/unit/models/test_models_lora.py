@@ -16,7 +16,14 @@ from models.evaluate import spans_to_iob
 from models.lora import decode_iob, iob_to_spans, split_words, word_shape
 from models.registry import Registry
 
-LORA_CLASSIFIERS = ["lora-fin", "lora-fin-refit", "lora-fin-allagree", "lora-sst2", "lora-clinc150"]
+LORA_CLASSIFIERS = [
+    "lora-fin",
+    "lora-fin-refit",
+    "lora-fin-allagree",
+    "lora-fin-mpnet",
+    "lora-sst2",
+    "lora-clinc150",
+]
 OOS_ID = "lora-clinc150"
 NER_ID = "lora-conll"
 NER_TEXTS = [

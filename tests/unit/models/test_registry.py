@@ -9,7 +9,7 @@ from models.registry import Registry
 def test_workers_never_load_a_model_that_is_not_serving() -> None:
     # committed ones: a full checkpoint (ft-fin) is never here in tests (tests/conftest.py)
     unserved = [rid for rid, r in RECIPES.items() if not r.serving and not r.local]
-    assert unserved == ["lora-fin-refit", "lora-fin-allagree"]
+    assert unserved == ["lora-fin-mpnet", "lora-fin-refit", "lora-fin-allagree"]
     runtime = Registry.load(include_test=False)
     listing = Registry.load(include_test=False, include_unserved=True)
     for rid in unserved:
