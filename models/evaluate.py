@@ -46,10 +46,10 @@ REFERENCE_MODEL = "vader-fin"  # cost 1.0 = this lexicon model's per-item latenc
 def _predict(adapter: Adapter, texts: Sequence[str]) -> list[ModelOutput]:
     """Predict a whole split; MiniLM heads read embeddings from the training cache (the
     same vectors the encoder gives, computed once) instead of re-encoding."""
-    from models.encoder import int8_encoder_enabled
+    from models.encoder import bf16_enabled, int8_encoder_enabled
 
-    # The cache holds fp32 vectors: an int8 encoder must be scored on its own embeddings.
-    if hasattr(adapter, "predict_embeddings") and not int8_encoder_enabled():
+    # The cache holds fp32 vectors: an int8 or bf16 encoder must be scored on its own embeddings.
+    if hasattr(adapter, "predict_embeddings") and not (int8_encoder_enabled() or bf16_enabled()):
         from models.embed_cache import embed
 
         return adapter.predict_embeddings(embed(texts))  # type: ignore[attr-defined]
@@ -119,7 +119,7 @@ def measure_latency(
 def _environment(adapter: Adapter | None = None) -> dict[str, Any]:
     import torch
 
-    from models.encoder import int8_encoder_enabled, select_device
+    from models.encoder import bf16_enabled, int8_encoder_enabled, select_device
 
     env: dict[str, Any] = {
         "machine": platform.machine(),
@@ -130,8 +130,10 @@ def _environment(adapter: Adapter | None = None) -> dict[str, Any]:
     # Which weights the figures were measured with (MiniLM models can run int8 on CPU).
     if hasattr(adapter, "int8"):
         env["int8"] = bool(adapter.int8)  # type: ignore[union-attr]
+        env["bf16"] = bool(getattr(adapter, "bf16", False))
     elif getattr(adapter, "backbone", None) == "minilm":
         env["int8"] = int8_encoder_enabled()
+        env["bf16"] = not env["int8"] and bf16_enabled()
     return env
 
 

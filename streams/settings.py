@@ -258,6 +258,12 @@ class Settings(BaseSettings):
         default=False,
         description="the shared MiniLM encoder runs int8 on CPU (cost minilm-fin 0.9 accuracy points)",
     )
+    # bfloat16 on CPU (models.encoder.bf16_enabled; read there from the environment)
+    bf16: bool = Field(
+        default=False,
+        description="torch models (shared encoder, LoRA models) run in bfloat16 on CPU: fast on CPUs "
+        "with AMX-BF16; int8, where switched on, takes precedence",
+    )
 
     @property
     def embedded(self) -> bool:

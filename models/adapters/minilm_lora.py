@@ -32,7 +32,14 @@ class _LoraBase:
         import torch
 
         from models import lora
-        from models.encoder import configure_threads, int8_lora_enabled, quantize_int8, select_device
+        from models.encoder import (
+            bf16_enabled,
+            configure_threads,
+            int8_lora_enabled,
+            quantize_int8,
+            select_device,
+            to_bf16,
+        )
 
         configure_threads()
         directory = artifact_dir(spec)
@@ -45,8 +52,11 @@ class _LoraBase:
         self.tokenizer = lora.load_tokenizer(lora.base_of(self.config))
         self.model = lora.load_model(self.config, read_tensors(directory)).to(self.device)
         self.int8 = int8_lora_enabled(self.device, str(self.config.get("head", "sequence")))
+        self.bf16 = not self.int8 and bf16_enabled(self.device)
         if self.int8:
             self.model = quantize_int8(self.model)
+        elif self.bf16:
+            self.model = to_bf16(self.model)
         # The infer stage calls predict from worker threads; a fast tokenizer must not be
         # used from two threads at once, and one forward at a time uses the cores best.
         self._lock = threading.Lock()
