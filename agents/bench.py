@@ -608,6 +608,8 @@ def machine() -> dict[str, Any]:
 
     import torch
 
+    from models.encoder import bf16_enabled, cpu_has_amx_bf16
+
     return {
         "cpus": os.cpu_count(),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
@@ -616,6 +618,8 @@ def machine() -> dict[str, Any]:
         "torch": torch.__version__,
         "cuda": torch.cuda.is_available(),
         "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        "amx_bf16": cpu_has_amx_bf16(),  # where STREAMFUSE_BF16 pays (models.encoder.bf16_enabled)
+        "bf16": bf16_enabled(),
     }
 
 

@@ -89,9 +89,12 @@ def bf16_enabled(device: str | torch.device | None = None) -> bool:
     """Whether torch models (the shared encoder, LoRA and fully fine-tuned models) run in
     bfloat16 on CPU: ``$STREAMFUSE_BF16``, off by default.
 
-    Outputs are converted back to float32, and unlike int8 a text's result does not depend
-    on the batch it lands in. On CPUs with AMX-BF16 (``cpu_has_amx_bf16``) oneDNN runs the
-    matmuls in bfloat16 tiles, about twice as fast as float32 at batch 32 and above.
+    Outputs are converted back to float32. On CPUs with AMX-BF16 (``cpu_has_amx_bf16``)
+    oneDNN runs the matmuls in bfloat16 tiles: the bench's in-process ceiling rose from 195 to
+    440 msg/s on 2 cores. Off by default all the same, like int8: a padded text's result moves
+    with its batch (up to 0.01-0.02 in probability, a few labels in a thousand; float32: 3e-6),
+    and end to end the stages around the models bound the pipeline (README, Performance).
+    ``python -m models.precision`` measures both effects per model.
     """
     kind = torch.device(device or select_device()).type
     return kind == "cpu" and env_flag("STREAMFUSE_BF16", False)
@@ -227,3 +230,11 @@ def get_encoder() -> MiniLMEncoder:
             if _instance is None:
                 _instance = MiniLMEncoder()
     return _instance
+
+
+def reset_encoder() -> None:
+    """Forget the process-wide encoder, so the next ``get_encoder`` loads it again under the
+    current switches (``models.precision`` compares float32 with bfloat16 in one process)."""
+    global _instance
+    with _lock:
+        _instance = None
