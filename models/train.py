@@ -12,7 +12,6 @@ split sizes in its metadata) and puts the model's entry into ``models/catalog.js
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import random
 import sys
@@ -29,7 +28,7 @@ from sklearn.metrics import f1_score
 from models import data, oos
 from models.artifacts_io import read_config, write_artifact
 from models.augment import AugmentConfig, augment_split
-from models.bases import lora_targets
+from models.bases import lora_targets, sha256_of
 from models.calibration import fit_temperature, softmax
 from models.data import SEED, Split
 from models.recipes import RECIPES, Recipe
@@ -69,14 +68,6 @@ def _versions() -> dict[str, str]:
     except ImportError:  # pragma: no cover
         pass
     return out
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _encoder_info(base: str = "minilm", pooling: str | None = None) -> dict[str, str]:
@@ -221,7 +212,7 @@ def _train_lm(recipe: Recipe, progress: Callable[[str], None]) -> dict[str, Any]
             val,
             train_set=set_name,
             train_macro_f1=round(train_f1, 4),
-            lexicon_sha256=_file_sha256(directory / LEXICON_NAME),
+            lexicon_sha256=sha256_of(directory / LEXICON_NAME),
             texts_with_hits=round(float(np.mean(score != 0)), 4),
             fitted_on="train split (threshold by macro-F1, scale by NLL)",
         ),
@@ -397,7 +388,7 @@ def _train_tickers(recipe: Recipe, progress: Callable[[str], None]) -> dict[str,
         "metadata": {
             "model_id": recipe.id,
             "table": "companies.json",
-            "table_sha256": _file_sha256(table),
+            "table_sha256": sha256_of(table),
             "companies": len(companies),
             "note": "rule-based; nothing is fitted",
         },
