@@ -40,9 +40,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch
 from torch import nn
 
-from models.bases import DEFAULT_BASE, lora_targets
+from models.bases import DEFAULT_BASE
 
-TARGET_MODULES = lora_targets(DEFAULT_BASE)  # MiniLM's; other bases: models.bases.lora_targets
 N_SHAPES = 6
 SHAPE_DIM = 16
 
@@ -181,10 +180,6 @@ def base_of(hp_or_config: dict[str, Any]) -> str:
     """The base encoder a recipe's hyper-parameters or an artifact's config name (artifacts
     written before there was a choice are MiniLM's)."""
     return str(hp_or_config.get("base", DEFAULT_BASE))
-
-
-def lora_config_dict(r: int, alpha: int, dropout: float) -> dict[str, Any]:
-    return {"r": r, "lora_alpha": alpha, "lora_dropout": dropout, "target_modules": TARGET_MODULES}
 
 
 def build_lora_encoder(lora: dict[str, Any], base: str = DEFAULT_BASE):
