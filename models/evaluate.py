@@ -227,15 +227,18 @@ def probe_metrics(
     return out
 
 
-def evaluate(model_id: str, write: bool = True, latency: bool = True) -> dict[str, Any]:
+def evaluate(
+    model_id: str, write: bool = True, latency: bool = True, adapter: Adapter | None = None
+) -> dict[str, Any]:
     """Score ``model_id`` on its test split(s) and validation split and time it.
 
     Returns the full result; with ``write`` the summary metrics and latencies go into the
-    catalog and the full result into the artifact's ``eval.json``.
+    catalog and the full result into the artifact's ``eval.json``. ``adapter``: the model,
+    when the caller has already built it (``models.precision``).
     """
     recipe = RECIPES[model_id]
     spec = Registry.load(CATALOG_PATH, include_test=True, include_unserved=True).get(model_id)
-    adapter = build_adapter(spec)
+    adapter = adapter or build_adapter(spec)
     result: dict[str, Any] = {"model_id": model_id, "task": spec.task, "tests": {}}
     summary: dict[str, Any] = {}
     latency_texts: list[str] = []

@@ -64,9 +64,9 @@ def compare(model_id: str) -> dict[str, Any]:
     spec = Registry.load(include_test=True, include_unserved=True).get(model_id)
     for name, bf16 in (("float32", False), ("bfloat16", True)):
         with precision(bf16):
-            metrics = evaluate(model_id, write=False, latency=False)["metrics"]
-            out[name] = next(metrics[k] for k in SCORES if k in metrics)
             adapter = build_adapter(spec)
+            metrics = evaluate(model_id, write=False, latency=False, adapter=adapter)["metrics"]
+            out[name] = next(metrics[k] for k in SCORES if k in metrics)
             if hasattr(adapter, "predict_proba") and not hasattr(adapter, "predict_embeddings"):
                 texts = next(iter(RECIPES[model_id].tests.values()))().texts
                 out[f"{name}_batch"] = batch_shift(adapter, texts)
