@@ -67,3 +67,16 @@ def test_refuses_unsupported_vectorizer(tmp_path) -> None:
     clf = LinearSVC().fit(vec.fit_transform(texts), labels)
     with pytest.raises(ValueError, match="unsupported"):
         export_tfidf_linear(tmp_path / "m", vec, clf, temperature=1.0, metadata={})
+
+
+def test_texts_without_known_terms_give_empty_rows(tmp_path) -> None:
+    texts, labels = [t for t, _ in TRAIN], [y for _, y in TRAIN]
+    vec = TfidfVectorizer(sublinear_tf=True)
+    export_tfidf_linear(tmp_path / "m", vec, LinearSVC().fit(vec.fit_transform(texts), labels), 1.0, {})
+    spec = ModelSpec(id="m", task="t", kind="linear", adapter="tfidf_linear", artifact=str(tmp_path / "m"))
+    featurizer = TfidfLinearAdapter(spec).featurizer
+    none = featurizer.transform(["", "zzz qqq"])
+    assert none.shape == (2, len(vec.vocabulary_)) and none.nnz == 0
+    mixed = featurizer.transform(["zzz", "profit rose", ""]).toarray()
+    np.testing.assert_allclose(mixed, vec.transform(["zzz", "profit rose", ""]).toarray(), atol=1e-12)
+    assert mixed[0].sum() == 0 and np.isclose(np.linalg.norm(mixed[1]), 1.0)
