@@ -350,23 +350,25 @@ def ceiling(settings: Settings, n: int) -> dict[str, Any]:
         [(InputMessage(**{k: v for k, v in m.items()}), m["id"]) for m in msgs], {}, int(time.time() * 1000)
     )
     plan_s = time.perf_counter() - t0
-    groups: dict[str | None, list] = defaultdict(list)
+    # The pipeline's serving groups (a backbone's heads and, with share_base, the LoRA models
+    # on its base: one pass), so that the ceiling computes what the infer servers compute.
+    group_of = registry.groups(coschedule=settings.coschedule, share_base=settings.share_base)
+    groups: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for p in planned:
         for st in p.subtasks:
-            spec = registry.get(st.model_id)
-            groups[spec.backbone or st.model_id].append(st)
+            groups[group_of[st.model_id] or st.model_id].append((st.model_id, st.text))
     adapters = {s.id: build_adapter(s) for s in registry if s.task != "domain"}
 
     def pass_over(batch: int, lanes: int, limit: int | None = None) -> float:
         jobs: list[tuple[str, Callable[[], object]]] = []
-        for key, subtasks in groups.items():
-            spec_ids = {st.model_id for st in subtasks}
-            backbone = registry.get(next(iter(spec_ids))).backbone
+        for key, items in groups.items():
+            spec_ids = {m for m, _ in items}
+            backbone = group_of[next(iter(spec_ids))]
             models = {i: adapters[i] for i in spec_ids} if backbone else {key: adapters[key]}
-            todo = subtasks[:limit] if limit else subtasks
+            todo = items[:limit] if limit else items
             for start in range(0, len(todo), batch):
                 chunk = todo[start : start + batch]
-                jobs.append((str(key), functools.partial(run_models, chunk, models, backbone)))
+                jobs.append((key, functools.partial(run_models, chunk, models, backbone)))
         t0 = time.perf_counter()
         run_lanes(jobs, lanes)
         return time.perf_counter() - t0

@@ -165,7 +165,7 @@ async def run(app: StreamApp, registry: Registry) -> None:
     for spec in sorted(registry, key=lambda sp: -sp.quality):
         if spec.id not in inline:
             alternatives.setdefault(spec.task, []).append(spec.id)
-    backbone_of = {spec.id: spec.backbone if s.coschedule else None for spec in registry}
+    backbone_of = registry.groups(coschedule=s.coschedule, share_base=s.share_base)
     errored: set[str] = set()
     joiner = Joiner(s.dedupe_capacity)
     tracker = OffsetTracker()

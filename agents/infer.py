@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from agents.kb import start_following
 from agents.validate import Where, dead_letter
 from models.base import Adapter, ModelOutput
-from models.registry import ModelSpec
+from models.registry import ModelSpec, serving_group
 from streams import metrics
 from streams.app import Outgoing, StreamApp
 from streams.codec import dumps, key_bytes, loads
@@ -230,29 +230,35 @@ def error_predictions(subtasks: Sequence[Subtask], error: str, worker: str) -> l
 
 
 def run_models(
-    live: Sequence[Subtask], adapters: Mapping[str, Adapter], backbone: str | None
+    items: Sequence[tuple[str, str]], adapters: Mapping[str, Adapter], backbone: str | None
 ) -> list[ModelOutput]:
-    """Predict a batch of subtasks (runs in the model thread).
+    """Predict a batch of ``(model id, text)`` items (runs in the model thread).
 
-    A single model predicts the texts directly. Heads on a shared backbone get one encoder
-    pass over the batch's distinct texts, then each head classifies its rows.
+    A single model predicts the texts directly. A backbone's group gets one pass: heads
+    alone share one encoder pass over the batch's distinct texts; with LoRA models in the
+    group, every model's rows share one pass of the base (``models.shared_pass``).
     """
     if backbone is None:
         (adapter,) = adapters.values()
-        return adapter.predict([st.text for st in live])
-    texts = list(dict.fromkeys(st.text for st in live))
+        return adapter.predict([text for _, text in items])
+    unknown = sorted({m for m, _ in items if m not in adapters})
+    if unknown:
+        raise KeyError(f"models {unknown} are not in backbone {backbone!r}'s group in this worker")
+    if any(hasattr(a, "pass_rows") for a in adapters.values()):
+        from models.shared_pass import get_shared_pass, predict_shared
+
+        return predict_shared(items, adapters, get_shared_pass())  # type: ignore[arg-type]
+    texts = list(dict.fromkeys(text for _, text in items))
     row_of = {t: i for i, t in enumerate(texts)}
     encoder = next(iter(adapters.values())).encoder  # type: ignore[attr-defined]
     embeddings = encoder.encode(texts)
-    outputs: list[ModelOutput | None] = [None] * len(live)
+    outputs: list[ModelOutput | None] = [None] * len(items)
     by_model: dict[str, list[int]] = defaultdict(list)
-    for i, st in enumerate(live):
-        by_model[st.model_id].append(i)
+    for i, (model_id, _) in enumerate(items):
+        by_model[model_id].append(i)
     for model_id, rows in by_model.items():
-        head = adapters.get(model_id)
-        if head is None:
-            raise KeyError(f"head {model_id!r} is not on backbone {backbone!r} in this worker")
-        outs = head.predict_embeddings(embeddings[[row_of[live[r].text] for r in rows]])  # type: ignore[attr-defined]
+        head = adapters[model_id]
+        outs = head.predict_embeddings(embeddings[[row_of[items[r][1]] for r in rows]])  # type: ignore[attr-defined]
         for r, out in zip(rows, outs, strict=True):
             outputs[r] = out
     return outputs  # type: ignore[return-value]
@@ -272,8 +278,12 @@ class ModelServer:
         backbone: str | None = None,
         latency_ms: Mapping[int, float] | None = None,
         gate: asyncio.Semaphore | None = None,
+        lane: int | None = None,
     ) -> None:
         self.app = app
+        # Lanes of one set share its consumer group (each takes some of the partitions) and
+        # report load as workers of their own, which the allocator sums per model.
+        self.reporter = app.worker if lane is None else f"{app.worker}/{lane}"
         self.gate = gate  # shared by the servers of one process: batches computing at once
         self.adapters = adapters
         self.backbone = backbone
@@ -386,7 +396,13 @@ class ModelServer:
         try:
             loop = asyncio.get_running_loop()
             outputs = await asyncio.wait_for(
-                loop.run_in_executor(self.executor, run_models, live, self.adapters, self.backbone),
+                loop.run_in_executor(
+                    self.executor,
+                    run_models,
+                    [(st.model_id, st.text) for st in live],
+                    self.adapters,
+                    self.backbone,
+                ),
                 self.app.settings.model_timeout_s,
             )
             if len(outputs) != len(live):
@@ -429,7 +445,7 @@ class ModelServer:
                 loads_out = [
                     ModelLoad(
                         model_id=model_id,
-                        worker=self.app.worker,
+                        worker=self.reporter,
                         lag=lag,
                         per_item_ms=round(per_item_ms, 3),
                         batch_ms=round(batch_ms, 3),
@@ -462,10 +478,48 @@ def uses_torch(spec: ModelSpec) -> bool:
     return spec.backbone is not None or spec.adapter in TORCH_ADAPTERS
 
 
+@dataclass(slots=True)
+class ServingSet:
+    """What one model server computes: one model, or a backbone's group (``backbone``)."""
+
+    adapters: dict[str, Adapter]
+    backbone: str | None
+    latency_ms: dict[int, float]
+    torch: bool
+
+    @property
+    def shares_pass(self) -> bool:
+        """Whether LoRA models are in the set: its batches run the shared pass."""
+        return self.backbone is not None and any(hasattr(a, "pass_rows") for a in self.adapters.values())
+
+    def warm_up(self) -> list[ModelOutput]:
+        """One small batch with a text for every model in the set: the first calls pay for
+        lazy loading (and the shared pass registers its LoRA models)."""
+        text = "Warm-up: the quarterly results beat expectations."
+        return run_models([(m, text) for m in self.adapters], self.adapters, self.backbone)
+
+
+def serving_sets(settings, specs: Sequence[ModelSpec], adapters: Mapping[str, Adapter]) -> list[ServingSet]:
+    """One set per model outside any group, one per serving group (``models.registry.serving_group``)."""
+    sets: list[ServingSet] = []
+    grouped: dict[str, dict[str, Adapter]] = defaultdict(dict)
+    curves: dict[str, list[dict[int, float]]] = defaultdict(list)
+    for spec in specs:
+        group = serving_group(spec, coschedule=settings.coschedule, share_base=settings.share_base)
+        if group:
+            grouped[group][spec.id] = adapters[spec.id]
+            curves[group].append(catalog_curve(spec))
+        else:
+            sets.append(ServingSet({spec.id: adapters[spec.id]}, None, catalog_curve(spec), uses_torch(spec)))
+    sets.extend(ServingSet(group, name, slowest_curve(curves[name]), True) for name, group in grouped.items())
+    return sets
+
+
 def servers_for(
     app: StreamApp, specs: Sequence[ModelSpec], adapters: Mapping[str, Adapter]
 ) -> list[ModelServer]:
-    """One server per model without a backbone, one per backbone for the heads on it.
+    """One server per model outside a group, one per backbone for the models in its group
+    (``serving_sets``).
 
     The models share one compute gate (``model_concurrency``), first come first served: every
     server computes in its own thread, and torch gives each thread its own intra-op pool, so
@@ -474,24 +528,24 @@ def servers_for(
     traffic, and in the gate's queue they wait for MiniLM batches; but in steady traffic,
     running them beside two torch batches doubled the p99 (settings, ``gate_all_models``).
     """
-    servers: list[ModelServer] = []
     limit = app.settings.model_concurrency
     gate = asyncio.Semaphore(limit) if limit > 0 else None
-    heads: dict[str, dict[str, Adapter]] = defaultdict(dict)
-    curves: dict[str, list[dict[int, float]]] = defaultdict(list)
-    for spec in specs:
-        if spec.backbone and app.settings.coschedule:
-            heads[spec.backbone][spec.id] = adapters[spec.id]
-            curves[spec.backbone].append(catalog_curve(spec))
+    servers = []
+    for ss in serving_sets(app.settings, specs, adapters):
+        own_gate = gate if ss.torch or app.settings.gate_all_models else None
+        if ss.shares_pass:
+            # All the torch work of the process is in this one set: as many lanes as batches
+            # may compute at once, so that the shared pass fills the gate as separate model
+            # servers did (one batch at a time leaves the second core idle between ops).
+            lanes = max(1, limit or 2)
+            servers += [
+                ModelServer(app, ss.adapters, ss.backbone, latency_ms=ss.latency_ms, gate=own_gate, lane=k)
+                for k in range(lanes)
+            ]
         else:
-            own_gate = gate if uses_torch(spec) or app.settings.gate_all_models else None
             servers.append(
-                ModelServer(app, {spec.id: adapters[spec.id]}, latency_ms=catalog_curve(spec), gate=own_gate)
+                ModelServer(app, ss.adapters, ss.backbone, latency_ms=ss.latency_ms, gate=own_gate)
             )
-    servers.extend(
-        ModelServer(app, group, backbone, latency_ms=slowest_curve(curves[backbone]), gate=gate)
-        for backbone, group in heads.items()
-    )
     return servers
 
 

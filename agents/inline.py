@@ -49,7 +49,7 @@ def predict_inline(
         started = int(time.time() * 1000)
         t0 = time.perf_counter()
         try:
-            outputs = run_models(batch, {model_id: adapters[model_id]}, None)
+            outputs = run_models([(model_id, st.text) for st in batch], {model_id: adapters[model_id]}, None)
             if len(outputs) != len(batch):
                 raise RuntimeError(f"model returned {len(outputs)} outputs for {len(batch)} inputs")
         except Exception as exc:

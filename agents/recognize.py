@@ -74,8 +74,8 @@ def route(
             continue
         valid.append((parsed, parsed.id or derive_id(raw.topic, raw.partition, raw.offset)))
         origins.append(f"{raw.topic}/{raw.partition}/{raw.offset}")
-    coschedule = planner.settings.coschedule
-    backbone_of = {spec.id: spec.backbone if coschedule else None for spec in planner.registry}
+    s = planner.settings
+    backbone_of = planner.registry.groups(coschedule=s.coschedule, share_base=s.share_base)
     used: Counter[str] = Counter()
     here: list[Subtask] = []
     for planned, origin in zip(planner.plan_batch(valid, loads, now_ms), origins, strict=True):

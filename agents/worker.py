@@ -86,13 +86,16 @@ async def run_worker(settings: Settings, spec: RoleSpec, worker: str | None = No
                 if spec.models
                 else [s for s in registry if s.task != "domain" and s.id not in inline]
             )
-            # A backbone's topic carries subtasks for all its heads: serve them all.
-            backbones = {s.backbone for s in specs if s.backbone}
-            specs += [s for s in registry if s.backbone in backbones and s not in specs]
+            # A backbone's topic carries subtasks for every model in its group: serve them all.
+            group_of = registry.groups(coschedule=settings.coschedule, share_base=settings.share_base)
+            groups = {group_of[s.id] for s in specs if group_of.get(s.id)}
+            specs += [s for s in registry if group_of[s.id] in groups and s not in specs]
             adapters = {s.id: build_adapter(s) for s in specs}
             # First calls are slow (lazy loading, allocator warm-up): pay them before joining
             # the group, not on the first real batch with its deadline.
-            await asyncio.to_thread(_warm_up, adapters, settings.model_timeout_s)
+            await asyncio.to_thread(
+                _warm_up, infer.serving_sets(settings, specs, adapters), settings.model_timeout_s
+            )
             log.info("serving models: %s", ", ".join(adapters))
             tasks.append(
                 asyncio.create_task(
@@ -141,23 +144,25 @@ async def run_worker(settings: Settings, spec: RoleSpec, worker: str | None = No
         log.info("worker %s stopped", app.worker)
 
 
-def _warm_up(adapters: dict, timeout: float) -> None:
-    """One small call per model, each bounded by the model timeout (a hung model must not
-    keep the worker from starting: its batches will time out and fail over)."""
-    for model_id, adapter in adapters.items():
+def _warm_up(sets: list, timeout: float) -> None:
+    """One small batch per serving set (``agents.infer.ServingSet``), the way its server
+    will compute it, each bounded by the model timeout (a hung model must not keep the
+    worker from starting: its batches will time out and fail over)."""
+    for ss in sets:
         errors: list[BaseException] = []
+        name = ss.backbone or next(iter(ss.adapters))
 
-        def call(adapter=adapter, errors=errors) -> None:
+        def call(ss=ss, errors=errors) -> None:
             try:
-                adapter.predict(["Warm-up: the quarterly results beat expectations."])
+                ss.warm_up()
             except Exception as exc:
                 errors.append(exc)
 
-        thread = threading.Thread(target=call, daemon=True, name=f"warm-{model_id}")
+        thread = threading.Thread(target=call, daemon=True, name=f"warm-{name}")
         thread.start()
         thread.join(timeout)
         if thread.is_alive() or errors:
-            log.warning("warm-up of %s failed: %s", model_id, errors[0] if errors else "timed out")
+            log.warning("warm-up of %s failed: %s", name, errors[0] if errors else "timed out")
 
 
 async def _connect(app: StreamApp, registry) -> None:

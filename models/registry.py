@@ -103,6 +103,27 @@ class ModelSpec(BaseModel):
         return float(self.latency_ms[str(nearest)])
 
 
+# Adapters whose models add a LoRA update to a packaged base that a backbone shares: their
+# rows can join the backbone's batch and pass (models.shared_pass).
+SHARES_BASE = {"minilm_lora": "minilm"}
+
+
+def serving_group(spec: ModelSpec, *, coschedule: bool = True, share_base: bool = True) -> str | None:
+    """The backbone whose topic and batches a model's subtasks join, or None (its own).
+
+    Heads on a backbone join it when co-scheduling is on (one encoder pass for them all);
+    LoRA models on that backbone's base join it too when ``share_base`` is on (one pass,
+    each LoRA update applied to its own rows). Off, each model has its own topic and server.
+    """
+    if not coschedule:
+        return None
+    if spec.backbone:
+        return spec.backbone
+    if share_base:
+        return SHARES_BASE.get(spec.adapter)
+    return None
+
+
 class Catalog(BaseModel):
     """The whole catalog file."""
 
@@ -169,6 +190,12 @@ class Registry:
     def for_task(self, task: str) -> list[ModelSpec]:
         """The models the allocator may choose for ``task`` (serving ones only)."""
         return [s for s in self._specs.values() if s.task == task and s.serving]
+
+    def groups(self, *, coschedule: bool = True, share_base: bool = True) -> dict[str, str | None]:
+        """Each model's serving group (:func:`serving_group`): where its subtasks go."""
+        return {
+            s.id: serving_group(s, coschedule=coschedule, share_base=share_base) for s in self._specs.values()
+        }
 
     @property
     def tasks(self) -> list[str]:

@@ -88,6 +88,16 @@ class Settings(BaseSettings):
     coschedule: bool = Field(
         default=True, description="heads on one backbone share one encoder pass (off = naive)"
     )
+    share_base: bool = Field(
+        default=False,
+        description="LoRA models on MiniLM join the backbone's topic and batches: one forward pass "
+        "for every model on the base, each with its own weights for its own rows "
+        "(models.shared_pass), in as many lanes as model_concurrency. Off by default: at 75 "
+        "msg/s the broker's CPU fell (0.15 to 0.24 cores against 0.25 to 0.46) but infer's rose "
+        "(1.26 to 1.41 against 1.09 to 1.24) and p99 was no better (2.55 to 3.06 s against 1.31 "
+        "to 2.91 s; `streamfuse bench-compare share_base=false,true --rate 75 --messages 2250`, "
+        "twice). Off: each LoRA model has its own topic, server and batches",
+    )
     ensemble_max: int = Field(default=3, description="most models in one task's ensemble")
     linger_ms: int = Field(default=5, description="producer linger (0 halves throughput)")
     inline_max_ms: float = Field(

@@ -50,16 +50,44 @@ class _LoraBase:
         self.max_length = int(self.config.get("max_length", 128))
         self.device = torch.device(select_device())
         self.tokenizer = lora.load_tokenizer(lora.base_of(self.config))
-        self.model = lora.load_model(self.config, read_tensors(directory)).to(self.device)
+        self.tensors = read_tensors(directory)
         self.int8 = int8_lora_enabled(self.device, str(self.config.get("head", "sequence")))
         self.bf16 = not self.int8 and bf16_enabled(self.device)
-        if self.int8:
-            self.model = quantize_int8(self.model)
-        elif self.bf16:
-            self.model = to_bf16(self.model)
+        self._model = None
         # The infer stage calls predict from worker threads; a fast tokenizer must not be
         # used from two threads at once, and one forward at a time uses the cores best.
         self._lock = threading.Lock()
+        self._load_lock = threading.Lock()
+        self._quantize, self._to_bf16 = quantize_int8, to_bf16
+        # The head's weights, for rows computed in a shared pass (models.shared_pass).
+        self.head_w = torch.from_numpy(self.tensors["head.W"].copy())
+        self.head_b = torch.from_numpy(self.tensors["head.b"].copy())
+
+    @property
+    def model(self):
+        """The merged model, built on first use: an infer worker that computes this model in
+        the shared pass (``models.shared_pass``) never builds it."""
+        if self._model is None:
+            from models import lora
+
+            with self._load_lock:
+                if self._model is None:
+                    model = lora.load_model(self.config, self.tensors).to(self.device)
+                    if self.int8:
+                        model = self._quantize(model)
+                    elif self.bf16:
+                        model = self._to_bf16(model)
+                    self._model = model
+        return self._model
+
+    def lora_deltas(self):
+        """This model's LoRA updates for a shared pass (``models.shared_pass``)."""
+        from models.lora import base_of
+        from models.shared_pass import BASE, deltas_from_tensors
+
+        if self.config.get("kind") != "minilm_lora" or base_of(self.config) != BASE:
+            raise ValueError(f"{self.model_id} is not a LoRA model on MiniLM: it cannot share its pass")
+        return deltas_from_tensors(self.config, self.tensors)
 
 
 class LoraClassifierAdapter(_LoraBase):
@@ -88,10 +116,25 @@ class LoraClassifierAdapter(_LoraBase):
     def predict(self, texts: Sequence[str]) -> list[ModelOutput]:
         if not texts:
             return []
-        probs = self.predict_proba(texts)
+        return self._outputs(self.predict_proba(texts))
+
+    def _outputs(self, probs: np.ndarray) -> list[ModelOutput]:
         if self.oos_threshold is None:
             return outputs_from_probs(probs, self.labels)
         return outputs_with_oos(probs, self.head_labels, self.oos_threshold)
+
+    def pass_rows(self, texts: Sequence[str]) -> tuple[list[list[int]], None]:
+        """Token ids, one row per text, for a shared pass."""
+        with self._lock:
+            ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+        return ids, None
+
+    def outputs_from_states(self, texts: Sequence[str], state: None, states) -> list[ModelOutput]:
+        """Mean pooling over each row's hidden states, the head, the tempered softmax."""
+        from models.shared_pass import mean_pool
+
+        logits = (mean_pool(states) @ self.head_w.T + self.head_b).numpy()
+        return self._outputs(softmax(logits, self.temperature))
 
 
 class LoraNerAdapter(_LoraBase):
@@ -121,14 +164,63 @@ class LoraNerAdapter(_LoraBase):
         return [decode_iob(p, self.tags) for p in self.predict_word_probs(words)]
 
     def predict(self, texts: Sequence[str]) -> list[ModelOutput]:
-        from models.lora import decode_iob, iob_to_spans, split_words
+        from models.lora import split_words
 
         if not texts:
             return []
         splits = [split_words(t) for t in texts]
         nonempty = [i for i, s in enumerate(splits) if s]
         probs = self.predict_word_probs([[w for w, _, _ in splits[i]] for i in nonempty])
-        by_text = dict(zip(nonempty, probs, strict=True))
+        return self._entities(texts, splits, dict(zip(nonempty, probs, strict=True)))
+
+    def pass_rows(self, texts: Sequence[str]) -> tuple[list[list[int]], tuple]:
+        """Token ids for a shared pass: one row per text with words (none for the rest),
+        and what :meth:`outputs_from_states` needs: the words, their shapes, the index of
+        each word's first sub-token."""
+        from models.lora import N_SHAPES, split_words, word_shape
+
+        splits = [split_words(t) for t in texts]
+        nonempty = [i for i, s in enumerate(splits) if s]
+        if not nonempty:
+            return [], (splits, nonempty, [], [])
+        words = [[w for w, _, _ in splits[i]] for i in nonempty]
+        with self._lock:
+            enc = self.tokenizer(words, is_split_into_words=True, truncation=True, max_length=self.max_length)
+        shapes: list[list[int]] = []
+        firsts: list[list[int]] = []
+        for k, ws in enumerate(words):
+            word_ids = enc.word_ids(k)
+            shapes.append([N_SHAPES - 1 if w is None else word_shape(ws[w]) for w in word_ids])
+            first = [-1] * len(ws)
+            for j, w in enumerate(word_ids):
+                if w is not None and first[w] == -1:
+                    first[w] = j
+            firsts.append(first)
+        return enc["input_ids"], (splits, nonempty, shapes, firsts)
+
+    def outputs_from_states(self, texts: Sequence[str], state: tuple, states) -> list[ModelOutput]:
+        """Each sub-token's state and its word's shape embedding, the head, the tempered
+        softmax at each word's first sub-token, then the spans (as :meth:`predict`)."""
+        import torch
+
+        splits, nonempty, shapes, firsts = state
+        shape_emb = torch.from_numpy(self.tensors["head.shape_emb"])
+        by_text: dict[int, np.ndarray] = {}
+        for i, hidden, shape, first in zip(nonempty, states, shapes, firsts, strict=True):
+            feats = torch.cat([hidden, shape_emb[torch.as_tensor(shape)]], dim=-1)
+            logits = (feats @ self.head_w.T + self.head_b).numpy()
+            rows = np.zeros((len(first), logits.shape[1]), np.float32)
+            for w, j in enumerate(first):
+                if j >= 0:
+                    rows[w] = logits[j]
+            by_text[i] = softmax(rows, self.temperature)
+        return self._entities(texts, splits, by_text)
+
+    def _entities(
+        self, texts: Sequence[str], splits: list, by_text: dict[int, np.ndarray]
+    ) -> list[ModelOutput]:
+        from models.lora import decode_iob, iob_to_spans
+
         outputs = []
         for i, text in enumerate(texts):
             entities: list[Entity] = []

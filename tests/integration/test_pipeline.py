@@ -9,6 +9,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from streams.io import read_topic
+from streams.topics import Topics
 from tests.integration.conftest import REPO, Env
 
 pytestmark = pytest.mark.integration
@@ -94,3 +96,32 @@ def _wait_topic(env: Env) -> None:
             await admin.close()
 
     wait_for(lambda: asyncio.run(exists()), 60, "the worker to create the topics")
+
+
+def test_with_share_base_the_lora_models_run_in_the_backbones_pass(env: Env, start_worker, tmp_path: Path):
+    """``share_base`` on: the LoRA models' subtasks go to the backbone's topic, and every
+    model of the group answers through the shared pass, as each does alone."""
+    good = _lines("financial_news.jsonl")[:8] + _lines("support_chat.jsonl")[:8]
+    feed = tmp_path / "feed.jsonl"
+    feed.write_bytes(b"\n".join(good) + b"\n")
+    start_worker("recognize,infer,fuse,monitor", {"STREAMFUSE_SHARE_BASE": "1"})
+
+    env.cli("produce", str(feed))
+    results = env.tail_json("results", limit=len(good), timeout=150)
+    assert len(results) == len(good)
+    answered: set[str] = set()
+    for r in results:
+        assert r["partial"] is False
+        for task in r["outputs"].values():
+            for vote in task["models"]:
+                assert not vote.get("error"), vote
+                answered.add(vote["model_id"])
+    assert {"lora-fin", "lora-conll", "lora-sst2", "minilm-banking77"} <= answered
+    topics = Topics(env.prefix)
+    routed = {rec["value"]["model_id"] for rec in asyncio.run(_read(env, topics.backbone("minilm")))}
+    assert {"lora-fin", "lora-conll", "lora-sst2"} <= routed
+    assert asyncio.run(_read(env, topics.model("lora-fin"))) == []
+
+
+async def _read(env: Env, topic: str) -> list[dict]:
+    return [rec async for rec in read_topic(env.settings, topic, timeout=10, idle_timeout=3)]

@@ -118,7 +118,7 @@ def _spec(mid: str, adapter: str, backbone: str | None = None) -> ModelSpec:
 
 
 def test_without_gate_all_models_only_torch_models_take_the_gate():
-    settings = Settings(model_concurrency=2, gate_all_models=False)
+    settings = Settings(model_concurrency=2, gate_all_models=False, share_base=False)
     app = SimpleNamespace(settings=settings, worker="w", topics=Topics("t."))
     specs = [
         _spec("words", "wordlist"),
@@ -134,6 +134,20 @@ def test_without_gate_all_models_only_torch_models_take_the_gate():
     assert len(gates) == 1 and servers["lora"].gate is not None  # one gate, shared
 
 
+def test_with_share_base_lora_models_on_minilm_join_the_backbones_server():
+    app = SimpleNamespace(settings=Settings(share_base=True), worker="w", topics=Topics("t."))
+    specs = [
+        _spec("lora", "minilm_lora"),
+        _spec("mpnet", "mpnet_lora"),
+        _spec("head-a", "minilm_head", "minilm"),
+    ]
+    adapters = {s.id: SimpleNamespace(backbone=s.backbone) for s in specs}
+    servers = {s.name: s for s in servers_for(app, specs, adapters)}  # type: ignore[arg-type]
+    assert sorted(servers) == ["backbone.minilm", "mpnet"]  # another base: a server of its own
+    assert sorted(servers["backbone.minilm"].adapters) == ["head-a", "lora"]
+    assert servers["backbone.minilm"].topic == "t.backbone.minilm"
+
+
 def test_concurrency_zero_means_no_gate_at_all():
     app = SimpleNamespace(settings=Settings(model_concurrency=0), worker="w", topics=Topics("t."))
     spec = _spec("lora", "minilm_lora")
@@ -143,7 +157,9 @@ def test_concurrency_zero_means_no_gate_at_all():
 
 def test_gate_all_models_puts_the_cheap_ones_behind_it_too():
     app = SimpleNamespace(
-        settings=Settings(model_concurrency=2, gate_all_models=True), worker="w", topics=Topics("t.")
+        settings=Settings(model_concurrency=2, gate_all_models=True, share_base=False),
+        worker="w",
+        topics=Topics("t."),
     )
     specs = [_spec("words", "wordlist"), _spec("lora", "minilm_lora")]
     adapters = {s.id: SimpleNamespace(backbone=None) for s in specs}
