@@ -93,10 +93,10 @@ class Settings(BaseSettings):
         description="LoRA models on MiniLM join the backbone's topic and batches: one forward pass "
         "for every model on the base, each with its own weights for its own rows "
         "(models.shared_pass), in as many lanes as model_concurrency. Off by default: at 75 "
-        "msg/s the broker's CPU fell (0.15 to 0.24 cores against 0.25 to 0.46) but infer's rose "
-        "(1.26 to 1.41 against 1.09 to 1.24) and p99 was no better (2.55 to 3.06 s against 1.31 "
-        "to 2.91 s; `streamfuse bench-compare share_base=false,true --rate 75 --messages 2250`, "
-        "twice). Off: each LoRA model has its own topic, server and batches",
+        "msg/s p99 was worse in 4 of 5 pairs (2.55 to 6.26 s against 1.35 to 2.91 s) and infer "
+        "used more CPU in all 5, though the broker used less in 4 (`streamfuse bench-compare "
+        "share_base=false,true --rate 75 --messages 2250`, then true,false with 3 rounds). "
+        "Off: each LoRA model has its own topic, server and batches",
     )
     ensemble_max: int = Field(default=3, description="most models in one task's ensemble")
     linger_ms: int = Field(default=5, description="producer linger (0 halves throughput)")
