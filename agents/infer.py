@@ -26,6 +26,7 @@ from streams import metrics
 from streams.app import Outgoing, StreamApp
 from streams.codec import dumps, key_bytes, loads
 from streams.records import EntityOut, ModelLoad, Prediction, Subtask
+from streams.settings import Settings
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -244,7 +245,7 @@ def run_models(
     unknown = sorted({m for m, _ in items if m not in adapters})
     if unknown:
         raise KeyError(f"models {unknown} are not in backbone {backbone!r}'s group in this worker")
-    if any(hasattr(a, "pass_rows") for a in adapters.values()):
+    if has_lora(adapters):
         from models.shared_pass import get_shared_pass, predict_shared
 
         return predict_shared(items, adapters, get_shared_pass())  # type: ignore[arg-type]
@@ -478,6 +479,11 @@ def uses_torch(spec: ModelSpec) -> bool:
     return spec.backbone is not None or spec.adapter in TORCH_ADAPTERS
 
 
+def has_lora(adapters: Mapping[str, Adapter]) -> bool:
+    """Whether any of ``adapters`` computes its rows in a shared pass (a LoRA model)."""
+    return any(hasattr(a, "pass_rows") for a in adapters.values())
+
+
 @dataclass(slots=True)
 class ServingSet:
     """What one model server computes: one model, or a backbone's group (``backbone``)."""
@@ -490,7 +496,7 @@ class ServingSet:
     @property
     def shares_pass(self) -> bool:
         """Whether LoRA models are in the set: its batches run the shared pass."""
-        return self.backbone is not None and any(hasattr(a, "pass_rows") for a in self.adapters.values())
+        return self.backbone is not None and has_lora(self.adapters)
 
     def warm_up(self) -> list[ModelOutput]:
         """One small batch with a text for every model in the set: the first calls pay for
@@ -499,7 +505,9 @@ class ServingSet:
         return run_models([(m, text) for m in self.adapters], self.adapters, self.backbone)
 
 
-def serving_sets(settings, specs: Sequence[ModelSpec], adapters: Mapping[str, Adapter]) -> list[ServingSet]:
+def serving_sets(
+    settings: Settings, specs: Sequence[ModelSpec], adapters: Mapping[str, Adapter]
+) -> list[ServingSet]:
     """One set per model outside any group, one per serving group (``models.registry.serving_group``)."""
     sets: list[ServingSet] = []
     grouped: dict[str, dict[str, Adapter]] = defaultdict(dict)
@@ -519,7 +527,7 @@ def servers_for(
     app: StreamApp, specs: Sequence[ModelSpec], adapters: Mapping[str, Adapter]
 ) -> list[ModelServer]:
     """One server per model outside a group, one per backbone for the models in its group
-    (``serving_sets``).
+    (``serving_sets``); a group with LoRA models in it gets a lane per compute slot.
 
     The models share one compute gate (``model_concurrency``), first come first served: every
     server computes in its own thread, and torch gives each thread its own intra-op pool, so

@@ -10,12 +10,16 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from streams.admin import ensure_topics, model_topics
 from streams.app import StreamApp, current_role
 from streams.memory import trim_loop
 from streams.metrics import start_metrics_server
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from agents.infer import ServingSet
 
 log = logging.getLogger(__name__)
 ROLES = ("recognize", "infer", "fuse", "monitor", "dashboard")
@@ -144,7 +148,7 @@ async def run_worker(settings: Settings, spec: RoleSpec, worker: str | None = No
         log.info("worker %s stopped", app.worker)
 
 
-def _warm_up(sets: list, timeout: float) -> None:
+def _warm_up(sets: list[ServingSet], timeout: float) -> None:
     """One small batch per serving set (``agents.infer.ServingSet``), the way its server
     will compute it, each bounded by the model timeout (a hung model must not keep the
     worker from starting: its batches will time out and fail over)."""

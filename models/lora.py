@@ -337,6 +337,17 @@ def encode_texts(tokenizer, texts: Sequence[str], max_length: int, device: torch
     return {k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
 
 
+def word_positions(words: Sequence[str], word_ids: Sequence[int | None]) -> tuple[list[int], list[int]]:
+    """For one tokenised sentence: each sub-token's word shape (``N_SHAPES - 1`` for special
+    tokens) and each word's first sub-token (-1 when truncation cut the word away)."""
+    shapes = [N_SHAPES - 1 if w is None else word_shape(words[w]) for w in word_ids]
+    first = [-1] * len(words)
+    for j, w in enumerate(word_ids):
+        if w is not None and first[w] == -1:
+            first[w] = j
+    return shapes, first
+
+
 def encode_words(
     tokenizer,
     words: Sequence[Sequence[str]],
@@ -360,14 +371,11 @@ def encode_words(
     labels = torch.full((n, length), -100, dtype=torch.long)
     first: list[list[int]] = []
     for i, ws in enumerate(words):
-        firsts = [-1] * len(ws)
-        for j, w in enumerate(enc.word_ids(i)):
-            if w is None:
-                continue
-            shapes[i, j] = word_shape(ws[w])
-            if firsts[w] == -1:
-                firsts[w] = j
-                if tag_ids is not None:
+        row_shapes, firsts = word_positions(ws, enc.word_ids(i))
+        shapes[i, : len(row_shapes)] = torch.as_tensor(row_shapes, dtype=torch.long)
+        if tag_ids is not None:
+            for w, j in enumerate(firsts):
+                if j >= 0:
                     labels[i, j] = tag_ids[i][w]
         first.append(firsts)
     inputs = {

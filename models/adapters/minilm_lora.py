@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -36,9 +37,7 @@ class _LoraBase:
             bf16_enabled,
             configure_threads,
             int8_lora_enabled,
-            quantize_int8,
             select_device,
-            to_bf16,
         )
 
         configure_threads()
@@ -58,7 +57,6 @@ class _LoraBase:
         # used from two threads at once, and one forward at a time uses the cores best.
         self._lock = threading.Lock()
         self._load_lock = threading.Lock()
-        self._quantize, self._to_bf16 = quantize_int8, to_bf16
         # The head's weights, for rows computed in a shared pass (models.shared_pass).
         self.head_w = torch.from_numpy(self.tensors["head.W"].copy())
         self.head_b = torch.from_numpy(self.tensors["head.b"].copy())
@@ -69,14 +67,15 @@ class _LoraBase:
         the shared pass (``models.shared_pass``) never builds it."""
         if self._model is None:
             from models import lora
+            from models.encoder import quantize_int8, to_bf16
 
             with self._load_lock:
                 if self._model is None:
                     model = lora.load_model(self.config, self.tensors).to(self.device)
                     if self.int8:
-                        model = self._quantize(model)
+                        model = quantize_int8(model)
                     elif self.bf16:
-                        model = self._to_bf16(model)
+                        model = to_bf16(model)
                     self._model = model
         return self._model
 
@@ -129,7 +128,9 @@ class LoraClassifierAdapter(_LoraBase):
             ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
         return ids, None
 
-    def outputs_from_states(self, texts: Sequence[str], state: None, states) -> list[ModelOutput]:
+    def outputs_from_states(
+        self, texts: Sequence[str], state: None, states: Sequence[Any]
+    ) -> list[ModelOutput]:
         """Mean pooling over each row's hidden states, the head, the tempered softmax."""
         from models.shared_pass import mean_pool
 
@@ -177,7 +178,7 @@ class LoraNerAdapter(_LoraBase):
         """Token ids for a shared pass: one row per text with words (none for the rest),
         and what :meth:`outputs_from_states` needs: the words, their shapes, the index of
         each word's first sub-token."""
-        from models.lora import N_SHAPES, split_words, word_shape
+        from models.lora import split_words, word_positions
 
         splits = [split_words(t) for t in texts]
         nonempty = [i for i, s in enumerate(splits) if s]
@@ -186,19 +187,14 @@ class LoraNerAdapter(_LoraBase):
         words = [[w for w, _, _ in splits[i]] for i in nonempty]
         with self._lock:
             enc = self.tokenizer(words, is_split_into_words=True, truncation=True, max_length=self.max_length)
-        shapes: list[list[int]] = []
-        firsts: list[list[int]] = []
-        for k, ws in enumerate(words):
-            word_ids = enc.word_ids(k)
-            shapes.append([N_SHAPES - 1 if w is None else word_shape(ws[w]) for w in word_ids])
-            first = [-1] * len(ws)
-            for j, w in enumerate(word_ids):
-                if w is not None and first[w] == -1:
-                    first[w] = j
-            firsts.append(first)
+        positions = [word_positions(ws, enc.word_ids(k)) for k, ws in enumerate(words)]
+        shapes = [p[0] for p in positions]
+        firsts = [p[1] for p in positions]
         return enc["input_ids"], (splits, nonempty, shapes, firsts)
 
-    def outputs_from_states(self, texts: Sequence[str], state: tuple, states) -> list[ModelOutput]:
+    def outputs_from_states(
+        self, texts: Sequence[str], state: tuple, states: Sequence[Any]
+    ) -> list[ModelOutput]:
         """Each sub-token's state and its word's shape embedding, the head, the tempered
         softmax at each word's first sub-token, then the spans (as :meth:`predict`)."""
         import torch
