@@ -97,10 +97,15 @@ class GroupedLinear(torch.nn.Module):
         n, length, width = x.shape
         flat = x.reshape(n * length, width)
         out = torch.empty((n * length, self.base.out_features), dtype=x.dtype, device=x.device)
+        bias = self.base.bias
         for key, rows in slices:
             block = slice(rows.start * length, rows.stop * length)
-            weight = self.weights[key] if key else self.base.weight
-            torch.addmm(self.base.bias, flat[block], weight.T, out=out[block])
+            # A model that does not adapt this layer (or a frozen head's row) uses the base's.
+            weight = self.weights.get(key, self.base.weight) if key else self.base.weight
+            if bias is None:
+                torch.mm(flat[block], weight.T, out=out[block])
+            else:
+                torch.addmm(bias, flat[block], weight.T, out=out[block])
         return out.view(n, length, -1)
 
 
@@ -126,11 +131,11 @@ class SharedBasePass:
 
     def add(self, key: str, deltas: Mapping[str, Delta]) -> None:
         """Register model ``key``'s updates (again for the same key: replaced)."""
-        modules = dict(self.model.named_modules())
-        unknown = [m for m in deltas if not isinstance(modules.get(m), torch.nn.Linear | GroupedLinear)]
-        if unknown:
-            raise ValueError(f"{key}: LoRA modules not in the base model: {unknown[:3]}")
         with self._lock, torch.inference_mode():
+            modules = dict(self.model.named_modules())
+            unknown = [m for m in deltas if not isinstance(modules.get(m), torch.nn.Linear | GroupedLinear)]
+            if unknown:
+                raise ValueError(f"{key}: LoRA modules not in the base model: {unknown[:3]}")
             for name, delta in deltas.items():
                 layer = modules[name]
                 if not isinstance(layer, GroupedLinear):

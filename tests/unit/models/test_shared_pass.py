@@ -53,6 +53,20 @@ def test_grouped_linear_multiplies_each_slice_by_its_models_weight() -> None:
     assert torch.allclose(y[2:], expected)
 
 
+def test_grouped_linear_gives_a_model_without_an_update_here_the_base_weight() -> None:
+    torch.manual_seed(2)
+    base = torch.nn.Linear(4, 3, bias=False)
+    slices = threading.local()
+    layer = GroupedLinear(base, slices)
+    layer.weights["m"] = base.weight * 2.0
+    x = torch.randn(3, 2, 4)
+    with torch.inference_mode():
+        slices.value = [("m", slice(0, 1)), ("other", slice(1, 3))]
+        y = layer(x)
+    assert torch.allclose(y[:1], 2.0 * base(x[:1]))
+    assert torch.allclose(y[1:], base(x[1:]))  # "other" adapts other layers only
+
+
 def test_delta_merge_matches_the_update_applied_apart() -> None:
     torch.manual_seed(1)
     w, a, b, x = torch.randn(6, 4), torch.randn(2, 4), torch.randn(6, 2), torch.randn(3, 4)
