@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 
 import orjson
 from aiokafka import TopicPartition
@@ -85,7 +86,7 @@ def failovers(
     joiner: Joiner,
     message_ids: set[str],
     alternatives: dict[str, list[str]],
-    backbone_of: dict[str, str | None],
+    backbone_of: Mapping[str, str | None],
     topics: Topics,
     now_ms: int,
 ) -> list[Outgoing]:

@@ -14,8 +14,9 @@ so a fresh clone has the committed models only, and a machine that trained a che
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -138,6 +139,7 @@ class Registry:
     def __init__(self, specs: Iterable[ModelSpec], absent: Iterable[ModelSpec] = ()):
         self._specs = {s.id: s for s in specs}
         self._absent = {s.id: s for s in absent}  # catalogued, artifact missing (for errors)
+        self._groups: dict[tuple[bool, bool], Mapping[str, str | None]] = {}
 
     @classmethod
     def load(
@@ -191,11 +193,20 @@ class Registry:
         """The models the allocator may choose for ``task`` (serving ones only)."""
         return [s for s in self._specs.values() if s.task == task and s.serving]
 
-    def groups(self, *, coschedule: bool = True, share_base: bool = True) -> dict[str, str | None]:
-        """Each model's serving group (:func:`serving_group`): where its subtasks go."""
-        return {
-            s.id: serving_group(s, coschedule=coschedule, share_base=share_base) for s in self._specs.values()
-        }
+    def groups(self, *, coschedule: bool = True, share_base: bool = True) -> Mapping[str, str | None]:
+        """Each model's serving group (:func:`serving_group`): where its subtasks go.
+
+        Worked out once per pair of switches (recognize asks for every batch it routes) and
+        read-only."""
+        key = (coschedule, share_base)
+        if key not in self._groups:
+            self._groups[key] = MappingProxyType(
+                {
+                    s.id: serving_group(s, coschedule=coschedule, share_base=share_base)
+                    for s in self._specs.values()
+                }
+            )
+        return self._groups[key]
 
     @property
     def tasks(self) -> list[str]:
