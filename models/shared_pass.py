@@ -10,8 +10,8 @@ update apart (``x·Wᵀ + s·(x·Aᵀ)·Bᵀ``), while this keeps each model's m
 layers, 42 MB per model), so that each row's arithmetic is that of its model alone.
 
 Measured here (README, Performance): it saves broker requests (one topic and consumer for
-all of them instead of one per model) but not compute: on the CPU a linear layer over 8
-rows runs nearly as fast per row as over 32; the A/B at 75 msg/s found no better p99, so the
+all of them instead of one per model) but not compute: in the A/B at 75 msg/s infer used
+more CPU with it and p99 was no better, so the
 ``share_base`` setting that routes to it is off. On a GPU, where small batches waste
 most of the device, this is where it would pay; that is not measured.
 
